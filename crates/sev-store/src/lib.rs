@@ -1,0 +1,223 @@
+//! sev's storage: one [`Store`] interface with two backends picked by the URL scheme,
+//! SQLite (`sqlite:`, the embedded default) and PostgreSQL (`postgres://`, for several
+//! instances), plus the group-committed [`EventLog`] that every event write goes through.
+//!
+//! Both backends apply their own migrations (`migrations/{sqlite,postgres}`) at connect time,
+//! keep equivalent schemas and store timestamps in UTC. The same test suite
+//! (`tests/store_suite.rs`) runs unchanged against both.
+
+mod event_log;
+mod postgres;
+mod sqlite;
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+
+pub use event_log::{EventLog, EventLogConfig, EventLogError};
+pub use postgres::PostgresStore;
+pub use sqlite::SqliteStore;
+
+/// Which database a [`Store`] runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+impl Backend {
+    /// Picks the backend from a database URL's scheme.
+    pub fn from_url(url: &str) -> Result<Self, StoreError> {
+        let scheme = url.split_once(':').map(|(s, _)| s).unwrap_or_default();
+        match scheme {
+            "sqlite" => Ok(Self::Sqlite),
+            "postgres" | "postgresql" => Ok(Self::Postgres),
+            _ => Err(StoreError::InvalidUrl(format!(
+                "unsupported scheme {scheme:?}: use sqlite: or postgres://"
+            ))),
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Sqlite => "sqlite",
+            Self::Postgres => "postgres",
+        }
+    }
+}
+
+/// An event about to enter a streamer's log.
+#[derive(Debug, Clone)]
+pub struct NewEvent {
+    pub id: uuid::Uuid,
+    /// The Twitch user id of the streamer whose log this belongs to.
+    pub streamer_id: String,
+    /// What happened, e.g. `stream.online`.
+    pub kind: String,
+    pub occurred_at: DateTime<Utc>,
+    /// A key that identifies this event across redeliveries (an EventSub message id, or a
+    /// semantic key); a second event with the same key is not stored again.
+    pub dedupe_key: Option<String>,
+    pub payload: serde_json::Value,
+}
+
+/// An event as stored, with its place in the streamer's log.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct StoredEvent {
+    pub streamer_id: String,
+    /// The streamer's cursor: 1 for the first event, then +1 for each one after.
+    pub seq: i64,
+    pub id: String,
+    pub kind: String,
+    pub occurred_at: DateTime<Utc>,
+    pub received_at: DateTime<Utc>,
+    pub payload: serde_json::Value,
+}
+
+/// What became of one [`NewEvent`] in an append.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Appended {
+    /// Stored now; it is durable when the append returns.
+    Stored(StoredEvent),
+    /// Its dedupe key was already stored: nothing was written.
+    Duplicate { streamer_id: String, seq: i64 },
+}
+
+/// A page of a streamer's log after a cursor.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EventPage {
+    pub events: Vec<StoredEvent>,
+    /// Events right after the cursor are gone (pruned by retention): the reader missed some.
+    pub gap: bool,
+    /// The newest cursor of the streamer (0 when the log is empty).
+    pub last_seq: i64,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("invalid database URL: {0}")]
+    InvalidUrl(String),
+    #[error("database unreachable")]
+    Unavailable(#[source] sqlx::Error),
+    #[error("database migration failed")]
+    Migration(#[source] sqlx::migrate::MigrateError),
+    #[error("database error")]
+    Database(#[source] sqlx::Error),
+    #[error("stored data is corrupt: {0}")]
+    Corrupt(String),
+}
+
+impl From<sqlx::Error> for StoreError {
+    fn from(e: sqlx::Error) -> Self {
+        match e {
+            sqlx::Error::Io(_)
+            | sqlx::Error::PoolTimedOut
+            | sqlx::Error::PoolClosed
+            | sqlx::Error::Tls(_) => Self::Unavailable(e),
+            e => Self::Database(e),
+        }
+    }
+}
+
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+/// The storage interface. Every method is one use case; backends hide their SQL.
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    fn backend(&self) -> Backend;
+
+    /// Cheap round trip, for readiness.
+    async fn ping(&self) -> Result<()>;
+
+    /// Appends a batch in one transaction: all of it is durable, or none of it.
+    /// Outcomes come back in input order. Callers normally go through [`EventLog`], which
+    /// gathers concurrent appends into such batches (group commit).
+    async fn append_batch(&self, batch: &[NewEvent]) -> Result<Vec<Appended>>;
+
+    /// Up to `limit` events of a streamer with `seq > after`, oldest first.
+    async fn events_after(&self, streamer_id: &str, after: i64, limit: u32) -> Result<EventPage>;
+
+    /// The newest `limit` events of a streamer, oldest first.
+    async fn recent_events(&self, streamer_id: &str, limit: u32) -> Result<Vec<StoredEvent>>;
+
+    /// Deletes events (and their dedupe keys) received before `cutoff`; returns how many events.
+    async fn prune_before(&self, cutoff: DateTime<Utc>) -> Result<u64>;
+
+    /// Closes the connections; later calls fail.
+    async fn close(&self);
+}
+
+/// Both databases keep microseconds; events handed back from an append are truncated the same
+/// way, so they equal what a later read returns.
+pub(crate) fn micros(t: DateTime<Utc>) -> DateTime<Utc> {
+    DateTime::from_timestamp_micros(t.timestamp_micros()).unwrap_or(t)
+}
+
+/// Connects to the database the URL names and applies its migrations.
+pub async fn connect(url: &str) -> Result<Arc<dyn Store>> {
+    Ok(match Backend::from_url(url)? {
+        Backend::Sqlite => Arc::new(SqliteStore::connect(url).await?),
+        Backend::Postgres => Arc::new(PostgresStore::connect(url).await?),
+    })
+}
+
+/// The work plan shared by both backends' `append_batch`, so that they agree on what a
+/// duplicate is and take their locks in one order (dedupe keys sorted, then streamers sorted),
+/// which keeps concurrent writers on PostgreSQL free of deadlocks.
+pub(crate) mod plan {
+    use super::NewEvent;
+
+    /// Indices of events with a dedupe key, sorted by key.
+    pub fn keyed_in_lock_order(batch: &[NewEvent]) -> Vec<usize> {
+        let mut idx: Vec<usize> = (0..batch.len())
+            .filter(|&i| batch[i].dedupe_key.is_some())
+            .collect();
+        idx.sort_by(|&a, &b| batch[a].dedupe_key.cmp(&batch[b].dedupe_key));
+        idx
+    }
+
+    /// The streamers of the events to store with how many each, sorted by streamer id.
+    pub fn streamer_counts(batch: &[NewEvent], store: &[bool]) -> Vec<(String, i64)> {
+        let mut counts = std::collections::BTreeMap::<&str, i64>::new();
+        for (e, _) in batch.iter().zip(store).filter(|(_, s)| **s) {
+            *counts.entry(e.streamer_id.as_str()).or_default() += 1;
+        }
+        counts.into_iter().map(|(s, n)| (s.to_owned(), n)).collect()
+    }
+}
+
+/// Splits a batch's outcomes after the keys were claimed: `dup[i]` is `Some` for duplicates.
+/// Duplicates of an event stored in the same batch are resolved to that event's seq.
+pub(crate) fn finish_outcomes(
+    batch: &[NewEvent],
+    dup: Vec<Option<(String, Option<i64>)>>,
+    stored: Vec<Option<StoredEvent>>,
+) -> Result<Vec<Appended>> {
+    let mut seq_by_key = std::collections::HashMap::new();
+    for (e, s) in batch.iter().zip(&stored) {
+        if let (Some(k), Some(s)) = (&e.dedupe_key, s) {
+            seq_by_key.insert(k.as_str(), s.seq);
+        }
+    }
+    batch
+        .iter()
+        .zip(dup.into_iter().zip(stored))
+        .map(|(e, (d, s))| match (d, s) {
+            (_, Some(s)) => Ok(Appended::Stored(s)),
+            (Some((streamer_id, Some(seq))), None) => Ok(Appended::Duplicate { streamer_id, seq }),
+            (Some((streamer_id, None)), None) => {
+                let seq = e
+                    .dedupe_key
+                    .as_deref()
+                    .and_then(|k| seq_by_key.get(k).copied())
+                    .ok_or_else(|| StoreError::Corrupt("dedupe key without an event".into()))?;
+                Ok(Appended::Duplicate { streamer_id, seq })
+            }
+            (None, None) => Err(StoreError::Corrupt(
+                "event neither stored nor duplicate".into(),
+            )),
+        })
+        .collect()
+}

@@ -1,0 +1,226 @@
+//! The embedded backend: one SQLite file in WAL mode.
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::{DateTime, NaiveDateTime, Utc};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{Row, SqlitePool};
+
+use crate::{
+    Appended, Backend, EventPage, NewEvent, Result, Store, StoreError, StoredEvent,
+    finish_outcomes, plan,
+};
+
+/// Timestamps are stored as fixed-width UTC text, so that text order is time order.
+const TS_FORMAT: &str = "%Y-%m-%dT%H:%M:%S%.6fZ";
+
+fn ts(t: DateTime<Utc>) -> String {
+    t.format(TS_FORMAT).to_string()
+}
+
+fn parse_ts(s: &str) -> Result<DateTime<Utc>> {
+    NaiveDateTime::parse_from_str(s, TS_FORMAT)
+        .map(|t| t.and_utc())
+        .map_err(|e| StoreError::Corrupt(format!("timestamp {s:?}: {e}")))
+}
+
+pub struct SqliteStore {
+    pool: SqlitePool,
+}
+
+impl SqliteStore {
+    /// Opens (creating it when missing) the database file and applies the migrations.
+    pub async fn connect(url: &str) -> Result<Self> {
+        let opts = SqliteConnectOptions::from_str(url)
+            .map_err(|e| StoreError::InvalidUrl(e.to_string()))?
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            // FULL: a commit is on disk when it returns, which is what "acknowledged means
+            // stored" needs. Group commit pays the fsync once per batch, not per event.
+            .synchronous(SqliteSynchronous::Full)
+            .busy_timeout(Duration::from_secs(5))
+            .foreign_keys(true);
+        let pool = SqlitePoolOptions::new()
+            .max_connections(8)
+            .acquire_timeout(Duration::from_secs(5))
+            .connect_with(opts)
+            .await
+            .map_err(StoreError::Unavailable)?;
+        sqlx::migrate!("migrations/sqlite")
+            .run(&pool)
+            .await
+            .map_err(StoreError::Migration)?;
+        Ok(Self { pool })
+    }
+}
+
+fn row_to_event(row: &sqlx::sqlite::SqliteRow) -> Result<StoredEvent> {
+    let payload: String = row.try_get("payload")?;
+    Ok(StoredEvent {
+        streamer_id: row.try_get("streamer_id")?,
+        seq: row.try_get("seq")?,
+        id: row.try_get("id")?,
+        kind: row.try_get("kind")?,
+        occurred_at: parse_ts(row.try_get("occurred_at")?)?,
+        received_at: parse_ts(row.try_get("received_at")?)?,
+        payload: serde_json::from_str(&payload)
+            .map_err(|e| StoreError::Corrupt(format!("payload: {e}")))?,
+    })
+}
+
+const EVENT_COLUMNS: &str = "streamer_id, seq, id, kind, occurred_at, received_at, payload";
+
+#[async_trait]
+impl Store for SqliteStore {
+    fn backend(&self) -> Backend {
+        Backend::Sqlite
+    }
+
+    async fn ping(&self) -> Result<()> {
+        sqlx::query("select 1").execute(&self.pool).await?;
+        Ok(())
+    }
+
+    async fn append_batch(&self, batch: &[NewEvent]) -> Result<Vec<Appended>> {
+        let now = Utc::now();
+        // IMMEDIATE takes the write lock up front: a deferred transaction that reads first
+        // could fail with SQLITE_BUSY on upgrade instead of waiting.
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+
+        let mut dup: Vec<Option<(String, Option<i64>)>> = vec![None; batch.len()];
+        for i in plan::keyed_in_lock_order(batch) {
+            let e = &batch[i];
+            let claimed = sqlx::query(
+                "insert into event_dedupe (key, streamer_id, seq, created_at) values (?, ?, null, ?)
+                 on conflict (key) do nothing",
+            )
+            .bind(&e.dedupe_key)
+            .bind(&e.streamer_id)
+            .bind(ts(now))
+            .execute(&mut *tx)
+            .await?
+            .rows_affected()
+                == 1;
+            if !claimed {
+                let row = sqlx::query("select streamer_id, seq from event_dedupe where key = ?")
+                    .bind(&e.dedupe_key)
+                    .fetch_one(&mut *tx)
+                    .await?;
+                dup[i] = Some((row.try_get("streamer_id")?, row.try_get("seq")?));
+            }
+        }
+
+        let to_store: Vec<bool> = dup.iter().map(Option::is_none).collect();
+        let mut next_seq = std::collections::HashMap::new();
+        for (streamer, n) in plan::streamer_counts(batch, &to_store) {
+            let last: i64 = sqlx::query_scalar(
+                "insert into streamer_cursors (streamer_id, last_seq) values (?, ?)
+                 on conflict (streamer_id) do update set last_seq = last_seq + excluded.last_seq
+                 returning last_seq",
+            )
+            .bind(&streamer)
+            .bind(n)
+            .fetch_one(&mut *tx)
+            .await?;
+            next_seq.insert(streamer, last - n + 1);
+        }
+
+        let mut stored = Vec::with_capacity(batch.len());
+        for (e, keep) in batch.iter().zip(&to_store) {
+            if !keep {
+                stored.push(None);
+                continue;
+            }
+            let slot = next_seq
+                .get_mut(&e.streamer_id)
+                .ok_or_else(|| StoreError::Corrupt("no cursor for streamer".into()))?;
+            let seq = *slot;
+            *slot += 1;
+            sqlx::query(
+                "insert into events (streamer_id, seq, id, kind, occurred_at, received_at, dedupe_key, payload)
+                 values (?, ?, ?, ?, ?, ?, ?, ?)",
+            )
+            .bind(&e.streamer_id)
+            .bind(seq)
+            .bind(e.id.to_string())
+            .bind(&e.kind)
+            .bind(ts(e.occurred_at))
+            .bind(ts(now))
+            .bind(&e.dedupe_key)
+            .bind(e.payload.to_string())
+            .execute(&mut *tx)
+            .await?;
+            if let Some(key) = &e.dedupe_key {
+                sqlx::query("update event_dedupe set seq = ? where key = ?")
+                    .bind(seq)
+                    .bind(key)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            stored.push(Some(StoredEvent {
+                streamer_id: e.streamer_id.clone(),
+                seq,
+                id: e.id.to_string(),
+                kind: e.kind.clone(),
+                occurred_at: crate::micros(e.occurred_at),
+                received_at: crate::micros(now),
+                payload: e.payload.clone(),
+            }));
+        }
+        tx.commit().await?;
+        finish_outcomes(batch, dup, stored)
+    }
+
+    async fn events_after(&self, streamer_id: &str, after: i64, limit: u32) -> Result<EventPage> {
+        let rows = sqlx::query(&format!(
+            "select {EVENT_COLUMNS} from events where streamer_id = ? and seq > ? order by seq limit ?"
+        ))
+        .bind(streamer_id)
+        .bind(after)
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?;
+        let events = rows.iter().map(row_to_event).collect::<Result<Vec<_>>>()?;
+        let last_seq: i64 =
+            sqlx::query_scalar("select last_seq from streamer_cursors where streamer_id = ?")
+                .bind(streamer_id)
+                .fetch_optional(&self.pool)
+                .await?
+                .unwrap_or(0);
+        Ok(crate::event_log::page(events, after, last_seq))
+    }
+
+    async fn recent_events(&self, streamer_id: &str, limit: u32) -> Result<Vec<StoredEvent>> {
+        let rows = sqlx::query(&format!(
+            "select {EVENT_COLUMNS} from events where streamer_id = ? order by seq desc limit ?"
+        ))
+        .bind(streamer_id)
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?;
+        let mut events = rows.iter().map(row_to_event).collect::<Result<Vec<_>>>()?;
+        events.reverse();
+        Ok(events)
+    }
+
+    async fn prune_before(&self, cutoff: DateTime<Utc>) -> Result<u64> {
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let n = sqlx::query("delete from events where received_at < ?")
+            .bind(ts(cutoff))
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        sqlx::query("delete from event_dedupe where created_at < ?")
+            .bind(ts(cutoff))
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(n)
+    }
+
+    async fn close(&self) {
+        self.pool.close().await;
+    }
+}

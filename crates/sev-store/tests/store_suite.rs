@@ -1,0 +1,367 @@
+//! One storage suite, run unchanged against every backend: each test below is instantiated
+//! once per backend (`sqlite::…` and `postgres::…` in the test output).
+//!
+//! PostgreSQL comes from `SEV_TEST_POSTGRES_URL` (default
+//! `postgres://postgres@127.0.0.1:5432/postgres`); every test gets a database of its own,
+//! dropped at the end. The README's test command starts PostgreSQL when it is not running.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, Result, ensure};
+use chrono::{TimeZone, Utc};
+use serde_json::json;
+use sev_store::{Appended, EventLog, EventLogConfig, NewEvent, Store, StoredEvent};
+use sqlx::Connection;
+
+struct TestDb {
+    url: String,
+    store: Arc<dyn Store>,
+    drop: Option<(String, String)>,
+    _dir: Option<tempfile::TempDir>,
+}
+
+impl TestDb {
+    async fn sqlite() -> Result<Self> {
+        let dir = tempfile::tempdir()?;
+        let url = format!("sqlite://{}", dir.path().join("sev.db").display());
+        let store = sev_store::connect(&url).await?;
+        Ok(Self {
+            url,
+            store,
+            drop: None,
+            _dir: Some(dir),
+        })
+    }
+
+    async fn postgres() -> Result<Self> {
+        let admin = std::env::var("SEV_TEST_POSTGRES_URL")
+            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
+        let name = format!("sev_test_{}", uuid::Uuid::new_v4().simple());
+        let mut conn = sqlx::PgConnection::connect(&admin)
+            .await
+            .with_context(|| format!("PostgreSQL at {admin} (set SEV_TEST_POSTGRES_URL)"))?;
+        sqlx::query(&format!("create database {name}"))
+            .execute(&mut conn)
+            .await?;
+        conn.close().await?;
+        let mut url = url::Url::parse(&admin)?;
+        url.set_path(&name);
+        let url = url.to_string();
+        let store = sev_store::connect(&url).await?;
+        Ok(Self {
+            url,
+            store,
+            drop: Some((admin, name)),
+            _dir: None,
+        })
+    }
+
+    async fn reopen(&mut self) -> Result<()> {
+        self.store.close().await;
+        self.store = sev_store::connect(&self.url).await?;
+        Ok(())
+    }
+
+    async fn finish(self) -> Result<()> {
+        self.store.close().await;
+        if let Some((admin, name)) = self.drop {
+            let mut conn = sqlx::PgConnection::connect(&admin).await?;
+            sqlx::query(&format!("drop database if exists {name} with (force)"))
+                .execute(&mut conn)
+                .await?;
+        }
+        Ok(())
+    }
+}
+
+fn event(streamer: &str, kind: &str, key: Option<&str>, n: i64) -> NewEvent {
+    NewEvent {
+        id: uuid::Uuid::now_v7(),
+        streamer_id: streamer.into(),
+        kind: kind.into(),
+        occurred_at: Utc
+            .timestamp_opt(1_767_000_000 + n, 123_456_789)
+            .single()
+            .unwrap_or_default(),
+        dedupe_key: key.map(str::to_owned),
+        payload: json!({ "n": n, "text": "Héllo \"raid\" <b>" }),
+    }
+}
+
+fn stored(outcomes: &[Appended]) -> Vec<&StoredEvent> {
+    outcomes
+        .iter()
+        .filter_map(|o| match o {
+            Appended::Stored(e) => Some(e),
+            Appended::Duplicate { .. } => None,
+        })
+        .collect()
+}
+
+async fn appends_get_dense_cursors_per_streamer(db: &mut TestDb) -> Result<()> {
+    let batch = vec![
+        event("100", "stream.online", None, 1),
+        event("200", "channel.raid", None, 2),
+        event("100", "channel.update", None, 3),
+        event("100", "stream.offline", None, 4),
+    ];
+    let out = db.store.append_batch(&batch).await?;
+    let seqs: Vec<(String, i64)> = stored(&out)
+        .iter()
+        .map(|e| (e.streamer_id.clone(), e.seq))
+        .collect();
+    ensure!(
+        seqs == [
+            ("100".into(), 1),
+            ("200".into(), 1),
+            ("100".into(), 2),
+            ("100".into(), 3)
+        ],
+        "outcomes in input order with per-streamer cursors: {seqs:?}"
+    );
+    let more = db.store.append_batch(&[event("100", "x", None, 5)]).await?;
+    ensure!(
+        stored(&more)[0].seq == 4,
+        "the next append continues the cursor"
+    );
+
+    let page = db.store.events_after("100", 0, 100).await?;
+    let kinds: Vec<&str> = page.events.iter().map(|e| e.kind.as_str()).collect();
+    ensure!(
+        kinds == ["stream.online", "channel.update", "stream.offline", "x"],
+        "{kinds:?}"
+    );
+    ensure!(!page.gap && page.last_seq == 4);
+    Ok(())
+}
+
+async fn stored_events_read_back_equal(db: &mut TestDb) -> Result<()> {
+    let out = db
+        .store
+        .append_batch(&[event("7", "channel.cheer", Some("m-1"), 9)])
+        .await?;
+    let written = stored(&out)[0].clone();
+    let read = db.store.events_after("7", 0, 10).await?.events;
+    ensure!(
+        read == [written.clone()],
+        "read {read:?} != written {written:?}"
+    );
+    ensure!(written.payload["text"] == "Héllo \"raid\" <b>");
+    ensure!(
+        written.occurred_at.timestamp_subsec_micros() == 123_456,
+        "microseconds kept, in UTC"
+    );
+    ensure!(
+        (Utc::now() - written.received_at).num_seconds().abs() < 60,
+        "received_at is UTC now"
+    );
+    Ok(())
+}
+
+async fn a_dedupe_key_is_stored_once(db: &mut TestDb) -> Result<()> {
+    let first = db
+        .store
+        .append_batch(&[event("1", "a", Some("msg-1"), 1)])
+        .await?;
+    let seq = stored(&first)[0].seq;
+    // Again later, and twice within one batch.
+    let again = db
+        .store
+        .append_batch(&[
+            event("1", "a", Some("msg-1"), 1),
+            event("1", "b", Some("msg-2"), 2),
+            event("1", "b", Some("msg-2"), 2),
+        ])
+        .await?;
+    ensure!(
+        again[0]
+            == Appended::Duplicate {
+                streamer_id: "1".into(),
+                seq
+            },
+        "{:?}",
+        again[0]
+    );
+    let Appended::Stored(b) = &again[1] else {
+        anyhow::bail!("msg-2 stored: {:?}", again[1])
+    };
+    ensure!(
+        again[2]
+            == Appended::Duplicate {
+                streamer_id: "1".into(),
+                seq: b.seq
+            },
+        "{:?}",
+        again[2]
+    );
+    // And after a restart.
+    db.reopen().await?;
+    let after_restart = db
+        .store
+        .append_batch(&[event("1", "a", Some("msg-1"), 1)])
+        .await?;
+    ensure!(matches!(after_restart[0], Appended::Duplicate { seq: s, .. } if s == seq));
+    let page = db.store.events_after("1", 0, 10).await?;
+    ensure!(
+        page.events.len() == 2 && page.last_seq == 2,
+        "duplicates take no cursor: {page:?}"
+    );
+    Ok(())
+}
+
+async fn a_failed_batch_leaves_nothing(db: &mut TestDb) -> Result<()> {
+    db.store.append_batch(&[event("5", "ok", None, 1)]).await?;
+    let good = event("5", "good", Some("k-good"), 2);
+    let mut clash = event("6", "clash", None, 3);
+    clash.id = good.id; // the same event id twice violates a unique constraint
+    let res = db.store.append_batch(&[good.clone(), clash]).await;
+    ensure!(res.is_err(), "a batch with a constraint violation fails");
+    let page = db.store.events_after("5", 0, 10).await?;
+    ensure!(
+        page.events.len() == 1 && page.last_seq == 1,
+        "no partial state: {page:?}"
+    );
+    ensure!(db.store.events_after("6", 0, 10).await?.last_seq == 0);
+    // The key of the failed batch was not kept either: the event can be stored now.
+    let retry = db.store.append_batch(&[good]).await?;
+    ensure!(
+        matches!(&retry[0], Appended::Stored(e) if e.seq == 2),
+        "{retry:?}"
+    );
+    Ok(())
+}
+
+async fn pages_recent_events_and_gaps(db: &mut TestDb) -> Result<()> {
+    let batch: Vec<NewEvent> = (1..=10).map(|n| event("9", "e", None, n)).collect();
+    db.store.append_batch(&batch).await?;
+    let page = db.store.events_after("9", 3, 4).await?;
+    let seqs: Vec<i64> = page.events.iter().map(|e| e.seq).collect();
+    ensure!(
+        seqs == [4, 5, 6, 7] && !page.gap && page.last_seq == 10,
+        "{seqs:?}"
+    );
+    let tail = db.store.events_after("9", 10, 4).await?;
+    ensure!(
+        tail.events.is_empty() && !tail.gap,
+        "caught up is not a gap"
+    );
+    let recent: Vec<i64> = db
+        .store
+        .recent_events("9", 3)
+        .await?
+        .iter()
+        .map(|e| e.seq)
+        .collect();
+    ensure!(
+        recent == [8, 9, 10],
+        "newest three, oldest first: {recent:?}"
+    );
+    ensure!(db.store.events_after("unknown", 0, 10).await?.last_seq == 0);
+
+    // Retention drops everything received so far; a reader at cursor 2 missed events.
+    let pruned = db
+        .store
+        .prune_before(Utc::now() + chrono::Duration::seconds(1))
+        .await?;
+    ensure!(pruned >= 10, "pruned {pruned}");
+    db.store.append_batch(&[event("9", "e", None, 11)]).await?;
+    let page = db.store.events_after("9", 2, 10).await?;
+    ensure!(page.gap, "events 3..10 are gone: {page:?}");
+    ensure!(
+        page.events.iter().map(|e| e.seq).collect::<Vec<_>>() == [11],
+        "cursors never restart"
+    );
+    ensure!(
+        !db.store.events_after("9", 10, 10).await?.gap,
+        "a reader at 10 missed nothing"
+    );
+    Ok(())
+}
+
+async fn group_commit_keeps_each_writers_order(db: &mut TestDb) -> Result<()> {
+    let (log, writer) = EventLog::start(
+        db.store.clone(),
+        EventLogConfig {
+            max_batch: 64,
+            queue: 256,
+        },
+    );
+    let mut tasks = Vec::new();
+    for w in 0..8i64 {
+        let log = log.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut seqs = Vec::new();
+            for n in 0..50 {
+                let mut e = event("42", "e", Some(&format!("w{w}-{n}")), n);
+                e.payload = json!({ "writer": w, "n": n });
+                match log.append(e).await? {
+                    Appended::Stored(s) => seqs.push(s.seq),
+                    other => anyhow::bail!("unexpected {other:?}"),
+                }
+            }
+            Ok::<_, anyhow::Error>(seqs)
+        }));
+    }
+    for t in tasks {
+        let seqs = t.await??;
+        ensure!(
+            seqs.windows(2).all(|w| w[0] < w[1]),
+            "a writer's events keep their order"
+        );
+    }
+    let all = log.events_after("42", 0, 1000).await?;
+    let seqs: Vec<i64> = all.events.iter().map(|e| e.seq).collect();
+    ensure!(
+        seqs == (1..=400).collect::<Vec<_>>(),
+        "400 events, dense cursors"
+    );
+    drop(log);
+    tokio::time::timeout(Duration::from_secs(5), writer).await??;
+    Ok(())
+}
+
+async fn ping_and_close(db: &mut TestDb) -> Result<()> {
+    db.store.ping().await?;
+    db.store.close().await;
+    ensure!(
+        db.store.ping().await.is_err(),
+        "a closed store is not ready"
+    );
+    db.reopen().await?;
+    db.store.ping().await?;
+    Ok(())
+}
+
+macro_rules! suite {
+    ($backend:ident: $($test:ident),* $(,)?) => {
+        mod $backend {
+            $(
+                #[tokio::test]
+                async fn $test() -> anyhow::Result<()> {
+                    let mut db = super::TestDb::$backend().await?;
+                    let result = super::$test(&mut db).await;
+                    db.finish().await?;
+                    result
+                }
+            )*
+        }
+    };
+}
+
+macro_rules! all_backends {
+    ($($test:ident),* $(,)?) => {
+        suite!(sqlite: $($test),*);
+        suite!(postgres: $($test),*);
+    };
+}
+
+all_backends!(
+    appends_get_dense_cursors_per_streamer,
+    stored_events_read_back_equal,
+    a_dedupe_key_is_stored_once,
+    a_failed_batch_leaves_nothing,
+    pages_recent_events_and_gaps,
+    group_commit_keeps_each_writers_order,
+    ping_and_close,
+);
