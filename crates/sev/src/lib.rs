@@ -1,0 +1,13 @@
+//! The sev web service: configuration, HTTP routes, and the wiring of storage, bus and
+//! Twitch. `main.rs` only parses the command line and calls in here; tests build the same
+//! [`startup::App`] on port 0.
+
+pub mod cli;
+pub mod config;
+pub mod demo;
+pub mod events;
+pub mod metrics;
+pub mod routes;
+pub mod startup;
+pub mod state;
+pub mod telemetry;

@@ -1,0 +1,23 @@
+//! What every request handler can reach.
+
+use std::sync::Arc;
+
+use sev_store::Store;
+use tokio_util::sync::CancellationToken;
+use url::Url;
+
+use crate::config::Config;
+use crate::events::Events;
+use crate::metrics::Metrics;
+
+#[derive(Clone)]
+pub struct AppState {
+    pub config: Arc<Config>,
+    /// The URL viewers open, with the real port when the listener was bound to port 0.
+    pub public_url: Url,
+    pub store: Arc<dyn Store>,
+    pub events: Events,
+    pub metrics: Arc<Metrics>,
+    /// Cancelled when shutdown begins: long-lived connections end themselves.
+    pub shutdown: CancellationToken,
+}

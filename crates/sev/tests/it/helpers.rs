@@ -1,0 +1,108 @@
+//! `spawn_app()`: the real app on port 0, with its own data dir, stopped at the end of the test.
+
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use sev::config::{Config, Mode, Settings};
+use sev::startup::App;
+use sev::state::AppState;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+pub struct TestApp {
+    pub url: String,
+    pub state: AppState,
+    pub client: reqwest::Client,
+    stop: Option<oneshot::Sender<()>>,
+    task: Option<JoinHandle<Result<()>>>,
+    _dir: tempfile::TempDir,
+}
+
+/// Settings every test app starts from: port 0, a temporary data dir, the demo's Twitch mode
+/// (no credentials needed for what these tests reach).
+pub fn settings(dir: &tempfile::TempDir) -> Settings {
+    Settings {
+        listen: Some("127.0.0.1:0".into()),
+        data_dir: Some(dir.path().to_path_buf()),
+        ..Settings::default()
+    }
+}
+
+pub async fn spawn_app() -> Result<TestApp> {
+    spawn_app_with(|s| s).await
+}
+
+pub async fn spawn_app_with(adjust: impl FnOnce(Settings) -> Settings) -> Result<TestApp> {
+    let dir = tempfile::tempdir()?;
+    let config = Config::from_settings(adjust(settings(&dir)), Mode::Demo)?;
+    let app = App::build(config).await?;
+    let url = format!("http://127.0.0.1:{}", app.port());
+    let state = app.state().clone();
+    let (stop, stopped) = oneshot::channel::<()>();
+    let task = tokio::spawn(app.run_until_stopped(async {
+        let _ = stopped.await;
+    }));
+    Ok(TestApp {
+        url,
+        state,
+        client: reqwest::Client::builder()
+            .timeout(Duration::from_secs(10))
+            .build()?,
+        stop: Some(stop),
+        task: Some(task),
+        _dir: dir,
+    })
+}
+
+impl TestApp {
+    pub async fn get(&self, path: &str) -> Result<reqwest::Response> {
+        self.client
+            .get(format!("{}{path}", self.url))
+            .send()
+            .await
+            .with_context(|| format!("GET {path}"))
+    }
+
+    /// Starts a graceful shutdown; returns how the app's run ended.
+    pub async fn stop(mut self) -> Result<()> {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        match self.task.take() {
+            Some(task) => tokio::time::timeout(Duration::from_secs(6), task)
+                .await
+                .context("the app stops within 6 s")??,
+            None => Ok(()),
+        }
+    }
+}
+
+/// A PostgreSQL database of the test's own (dropped by [`drop_postgres`]).
+pub async fn fresh_postgres() -> Result<(String, String, String)> {
+    use sqlx::Connection;
+    let admin = std::env::var("SEV_TEST_POSTGRES_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
+    let name = format!("sev_test_{}", uuid::Uuid::new_v4().simple());
+    let mut conn = sqlx::PgConnection::connect(&admin)
+        .await
+        .with_context(|| format!("PostgreSQL at {admin} (set SEV_TEST_POSTGRES_URL)"))?;
+    sqlx::query(&format!("create database {name}"))
+        .execute(&mut conn)
+        .await?;
+    let mut url = url::Url::parse(&admin)?;
+    url.set_path(&name);
+    Ok((url.to_string(), admin, name))
+}
+
+pub async fn drop_postgres(admin: &str, name: &str) -> Result<()> {
+    use sqlx::Connection;
+    let mut conn = sqlx::PgConnection::connect(admin).await?;
+    sqlx::query(&format!("drop database if exists {name} with (force)"))
+        .execute(&mut conn)
+        .await?;
+    Ok(())
+}
+
+pub fn redis_url() -> String {
+    std::env::var("SEV_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into())
+}

@@ -1,0 +1,6 @@
+//! sev's integration tests: one binary, the real app on port 0.
+
+mod cli;
+mod helpers;
+mod ops;
+mod pipeline;
