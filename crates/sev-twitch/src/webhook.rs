@@ -192,7 +192,7 @@ pub enum WebhookBody {
         challenge: String,
         subscription: Subscription,
     },
-    Notification(Notification),
+    Notification(Box<Notification>),
     Revocation {
         subscription: Subscription,
     },
@@ -226,7 +226,7 @@ pub fn parse_body(
                 subscription: c.subscription,
             }
         }
-        MessageType::Notification => WebhookBody::Notification(Notification::from_json(body)?),
+        MessageType::Notification => WebhookBody::Notification(Box::new(Notification::from_json(body)?)),
         MessageType::Revocation => {
             let r: Revocation = serde_json::from_slice(body)?;
             WebhookBody::Revocation {
