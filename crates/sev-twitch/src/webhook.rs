@@ -226,7 +226,9 @@ pub fn parse_body(
                 subscription: c.subscription,
             }
         }
-        MessageType::Notification => WebhookBody::Notification(Box::new(Notification::from_json(body)?)),
+        MessageType::Notification => {
+            WebhookBody::Notification(Box::new(Notification::from_json(body)?))
+        }
         MessageType::Revocation => {
             let r: Revocation = serde_json::from_slice(body)?;
             WebhookBody::Revocation {

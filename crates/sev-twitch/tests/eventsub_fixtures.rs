@@ -1,6 +1,9 @@
 //! Fixture tests: a payload shaped as Twitch documents it (PLATFORM.md §6 and §10) for every
 //! subscription type and every chat notice type, parsed into its typed event.
 
+// Test code: a failed unwrap is a failed test.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 use serde_json::{Value, json};
 use sev_twitch::eventsub::*;
 

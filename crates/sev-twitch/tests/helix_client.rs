@@ -1,13 +1,16 @@
 //! The Twitch client against scripted servers: rate limits, token renewal, retries, typed
 //! errors, and the OAuth calls.
 
+// Test code: a failed unwrap is a failed test.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use axum::Router;
 use axum::extract::{Form, Query};
 use axum::http::{HeaderMap, StatusCode};
-use axum::response::{IntoResponse, Response};
+use axum::response::IntoResponse;
 use axum::routing::{get, post};
 use chrono::Utc;
 use secrecy::{ExposeSecret, SecretString};
