@@ -10,6 +10,7 @@ pub mod eventsub;
 pub mod helix;
 pub mod oauth;
 pub mod webhook;
+pub mod ws;
 
 use std::time::Duration;
 
