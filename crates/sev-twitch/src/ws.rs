@@ -99,7 +99,7 @@ pub enum Frame {
         notification: Box<Notification>,
     },
     Reconnect(SessionInfo),
-    Revocation(Subscription),
+    Revocation(Box<Subscription>),
     /// A message type Twitch may add later.
     Other {
         message_type: String,
@@ -141,9 +141,9 @@ pub fn parse_frame(text: &str) -> Result<Frame, serde_json::Error> {
             message_id: wire.metadata.message_id,
             notification: Box::new(Notification::from_value(wire.payload)?),
         },
-        "revocation" => {
-            Frame::Revocation(RevocationPayload::deserialize(&wire.payload)?.subscription)
-        }
+        "revocation" => Frame::Revocation(Box::new(
+            RevocationPayload::deserialize(&wire.payload)?.subscription,
+        )),
         other => Frame::Other {
             message_type: other.to_owned(),
             raw: wire.payload,
@@ -226,7 +226,7 @@ pub enum SessionEvent {
     Reconnected {
         session_id: String,
     },
-    Revocation(Subscription),
+    Revocation(Box<Subscription>),
     Disconnected(Disconnect),
 }
 
@@ -373,7 +373,7 @@ struct Session<'a> {
 /// What one received WebSocket message means for the session.
 enum Step {
     Continue,
-    Frame(Frame),
+    Frame(Box<Frame>),
     Ended(Disconnect),
 }
 
@@ -384,7 +384,7 @@ fn classify(msg: Option<Result<Message, tokio_tungstenite::tungstenite::Error>>)
         Some(Err(E::Capacity(_))) => Step::Ended(Disconnect::MessageTooLarge),
         Some(Err(e)) => Step::Ended(Disconnect::Network(e.to_string())),
         Some(Ok(Message::Text(text))) => match parse_frame(text.as_str()) {
-            Ok(f) => Step::Frame(f),
+            Ok(f) => Step::Frame(Box::new(f)),
             Err(e) => {
                 tracing::warn!(error = %e, "skipping a malformed EventSub frame");
                 Step::Continue
@@ -437,7 +437,7 @@ impl Session<'_> {
                         },
                         Step::Frame(frame) => {
                             deadline = Instant::now() + keepalive;
-                            match frame {
+                            match *frame {
                                 Frame::Welcome(info) => {
                                     if session_id.is_none() {
                                         keepalive = keepalive_window(&info).unwrap_or(keepalive);
@@ -476,7 +476,8 @@ impl Session<'_> {
                             tracing::warn!(?reason, "EventSub reconnect socket closed before its welcome");
                             successor = None;
                         }
-                        Step::Frame(Frame::Welcome(info)) => {
+                        Step::Frame(frame) if matches!(*frame, Frame::Welcome(_)) => {
+                            let Frame::Welcome(info) = *frame else { continue };
                             // The hand-off is complete: the new socket takes over. What the
                             // old one sent before this welcome is delivered first, in order.
                             if let Some(new) = successor.take() {
@@ -493,7 +494,7 @@ impl Session<'_> {
                             }
                         }
                         Step::Frame(other) => {
-                            if !self.handle(other).await {
+                            if !self.handle(*other).await {
                                 return Disconnect::ClosedWithoutCode;
                             }
                         }
@@ -517,7 +518,7 @@ impl Session<'_> {
                 Step::Continue => {}
                 Step::Ended(_) => return true,
                 Step::Frame(frame) => {
-                    if !self.handle(frame).await {
+                    if !self.handle(*frame).await {
                         return false;
                     }
                 }
