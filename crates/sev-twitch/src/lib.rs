@@ -6,6 +6,7 @@
 //! Why this is not built on the `twitch_api`/`twitch_oauth2` crates:
 //! docs/decisions/0004-twitch-client.md.
 
+pub mod conduit;
 pub mod eventsub;
 pub mod helix;
 pub mod oauth;
