@@ -36,7 +36,7 @@ async fn ws(State(t): State<Twitch>, upgrade: WebSocketUpgrade) -> impl IntoResp
         socket.send(Message::Text(welcome.to_string().into())).await.unwrap();
         if n == 1 {
             // Wait for the attach, then drop the socket as a network failure would.
-            while t.attached.lock().unwrap().len() < 1 {
+            while t.attached.lock().unwrap().is_empty() {
                 tokio::task::yield_now().await;
             }
             socket.send(Message::Close(Some(CloseFrame { code: 4006, reason: "network error".into() }))).await.unwrap();
