@@ -1,23 +1,63 @@
 //! An offline Twitch: the same paths as Twitch (`/oauth2/…`, `/helix/…`, the EventSub
 //! WebSocket at `/ws`), so pointing a Twitch app at it is only a base-URL change. Used by
-//! `sev demo`, `sev sim` and the tests.
+//! `sev demo`, `sev sim` and the tests; a control API under `/_sim` injects events and faults.
 //!
-//! What it covers so far, and where it knowingly differs from Twitch, is in docs/simulator.md.
+//! What it covers, and where it knowingly differs from Twitch: docs/simulator.md.
+
+mod control;
+mod delivery;
+mod events;
+mod eventsub;
+mod helix;
+mod oauth;
+mod state;
+pub mod world;
+mod ws;
 
 use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use axum::Router;
-use axum::http::{HeaderMap, StatusCode, header};
-use axum::response::{IntoResponse, Response};
-use axum::routing::{any, get};
+use axum::routing::get;
 use serde_json::json;
 use tokio::net::TcpListener;
 
-/// The application registered with the simulator, as Twitch's developer console would.
+pub use control::inject;
+pub use events::Trigger;
+use state::{Shared, SimState};
+
+/// How the simulator behaves. The defaults are Twitch's numbers where Twitch has them.
 #[derive(Debug, Clone)]
 pub struct SimConfig {
+    /// The registered application.
     pub client_id: String,
     pub client_secret: String,
+    /// Registered redirect URIs. Empty: any `http://localhost…` or `http://127.0.0.1…` URI
+    /// (what a developer registers for local work), so the demo needs no set-up.
+    pub redirect_uris: Vec<String>,
+    /// The world's seed: the same seed gives the same world.
+    pub seed: u64,
+    pub user_token_ttl: chrono::Duration,
+    pub app_token_ttl: chrono::Duration,
+    /// Helix points per minute per token bucket.
+    pub rate_limit_per_minute: u32,
+    /// Webhook and conduit cost budget per client.
+    pub max_total_cost: i64,
+    /// Get EventSub Subscriptions page size.
+    pub subscriptions_page_size: usize,
+    /// Twitch only delivers to https on port 443; off by default so local receivers work.
+    pub require_https_callbacks: bool,
+    /// A WebSocket with no subscription after this long is closed with 4003.
+    pub subscribe_deadline: Duration,
+    /// After `session_reconnect`, how long the old socket may stay open (then 4004).
+    pub reconnect_grace: Duration,
+    /// Attempts per webhook message (the first plus retries, same message id).
+    pub webhook_attempts: u32,
+    pub webhook_retry_delay: Duration,
+    pub webhook_timeout: Duration,
+    /// Consecutive failed webhook messages before `notification_failures_exceeded`.
+    pub revoke_after_failures: u32,
 }
 
 impl Default for SimConfig {
@@ -27,21 +67,49 @@ impl Default for SimConfig {
         Self {
             client_id: "sevdemoclient00000000000000000".into(),
             client_secret: "sevdemosecret0000000000000000000".into(),
+            redirect_uris: Vec::new(),
+            seed: 42,
+            user_token_ttl: chrono::Duration::seconds(14_124),
+            app_token_ttl: chrono::Duration::days(58),
+            rate_limit_per_minute: 800,
+            max_total_cost: 10_000,
+            subscriptions_page_size: 100,
+            require_https_callbacks: false,
+            subscribe_deadline: Duration::from_secs(10),
+            reconnect_grace: Duration::from_secs(30),
+            webhook_attempts: 3,
+            webhook_retry_delay: Duration::from_millis(500),
+            webhook_timeout: Duration::from_secs(5),
+            revoke_after_failures: 3,
         }
+    }
+}
+
+impl SimConfig {
+    pub fn redirect_allowed(&self, uri: &str) -> bool {
+        if !self.redirect_uris.is_empty() {
+            return self.redirect_uris.iter().any(|r| r == uri);
+        }
+        url::Url::parse(uri).is_ok_and(|u| {
+            u.scheme() == "http" && matches!(u.host_str(), Some("localhost" | "127.0.0.1"))
+        })
     }
 }
 
 /// A bound simulator, ready to serve.
 pub struct Sim {
     listener: TcpListener,
-    config: SimConfig,
+    state: Shared,
 }
 
 impl Sim {
     pub async fn bind(addr: SocketAddr, config: SimConfig) -> std::io::Result<Self> {
+        let listener = TcpListener::bind(addr).await?;
+        let mut state = SimState::new(config);
+        state.base_url = format!("http://{}", listener.local_addr()?);
         Ok(Self {
-            listener: TcpListener::bind(addr).await?,
-            config,
+            listener,
+            state: Arc::new(Mutex::new(state)),
         })
     }
 
@@ -54,8 +122,15 @@ impl Sim {
         Ok(format!("http://{}", self.local_addr()?))
     }
 
-    pub fn config(&self) -> &SimConfig {
-        &self.config
+    pub fn config(&self) -> SimConfig {
+        state::lock(&self.state).config.clone()
+    }
+
+    /// A handle for injecting events from the same process (tests, the demo generator).
+    pub fn handle(&self) -> SimHandle {
+        SimHandle {
+            state: self.state.clone(),
+        }
     }
 
     /// Serves until `shutdown` completes.
@@ -63,53 +138,35 @@ impl Sim {
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
-        axum::serve(self.listener, router())
+        let app = router(self.state.clone());
+        axum::serve(self.listener, app)
             .with_graceful_shutdown(shutdown)
             .await
     }
 }
 
-fn router() -> Router {
+/// In-process access to a running simulator.
+#[derive(Clone)]
+pub struct SimHandle {
+    state: Shared,
+}
+
+impl SimHandle {
+    /// Injects an event (see [`Trigger`]); returns the event and the message ids sent.
+    pub fn trigger(&self, t: &Trigger) -> Result<(serde_json::Value, Vec<String>), String> {
+        inject(&self.state, t).map(|(e, r)| (e, r.message_ids))
+    }
+}
+
+fn router(state: Shared) -> Router {
     Router::new()
         .route(
             "/healthz",
             get(|| async { axum::Json(json!({ "status": "ok" })) }),
         )
-        .route("/oauth2/validate", get(validate))
-        .route("/helix/{*path}", any(helix))
-}
-
-/// No token has been issued yet, so every token is invalid: Twitch's answer for that.
-async fn validate(headers: HeaderMap) -> Response {
-    let has_token = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.starts_with("OAuth ") || v.starts_with("Bearer "));
-    let message = if has_token {
-        "invalid access token"
-    } else {
-        "missing authorization token"
-    };
-    (
-        StatusCode::UNAUTHORIZED,
-        axum::Json(json!({ "status": 401, "message": message })),
-    )
-        .into_response()
-}
-
-async fn helix(headers: HeaderMap) -> Response {
-    let message = if headers.contains_key(header::AUTHORIZATION) {
-        "Invalid OAuth token"
-    } else {
-        "OAuth token is missing"
-    };
-    (
-        StatusCode::UNAUTHORIZED,
-        [(
-            header::WWW_AUTHENTICATE,
-            "OAuth realm=\"TwitchTV\", error=\"invalid_token\"",
-        )],
-        axum::Json(json!({ "error": "Unauthorized", "status": 401, "message": message })),
-    )
-        .into_response()
+        .merge(oauth::router())
+        .merge(helix::router(state.clone()))
+        .merge(ws::router())
+        .merge(control::router())
+        .with_state(state)
 }
