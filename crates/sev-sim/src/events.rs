@@ -3,12 +3,13 @@
 
 use chrono::{SecondsFormat, Utc};
 use serde::Deserialize;
+
 use serde_json::{Map, Value, json};
 
 use crate::world::{SimUser, World};
 
 /// What to trigger; every field but `type` has a default.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, serde::Serialize)]
 pub struct Trigger {
     #[serde(rename = "type")]
     pub kind: String,

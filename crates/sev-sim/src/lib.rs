@@ -8,6 +8,7 @@ mod control;
 mod delivery;
 mod events;
 mod eventsub;
+pub mod generator;
 mod helix;
 mod oauth;
 mod state;
@@ -58,6 +59,8 @@ pub struct SimConfig {
     pub webhook_timeout: Duration,
     /// Consecutive failed webhook messages before `notification_failures_exceeded`.
     pub revoke_after_failures: u32,
+    /// The world's own activity (see [`generator`]); 0 turns it off.
+    pub events_per_minute: u32,
 }
 
 impl Default for SimConfig {
@@ -81,6 +84,7 @@ impl Default for SimConfig {
             webhook_retry_delay: Duration::from_millis(500),
             webhook_timeout: Duration::from_secs(5),
             revoke_after_failures: 3,
+            events_per_minute: 0,
         }
     }
 }
@@ -139,6 +143,13 @@ impl Sim {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
         let app = router(self.state.clone());
+        let (seed, per_minute) = {
+            let st = state::lock(&self.state);
+            (st.config.seed, st.config.events_per_minute)
+        };
+        let stop = tokio_util::sync::CancellationToken::new();
+        generator::spawn(self.handle(), seed, per_minute, stop.clone());
+        let _stop_generator = stop.drop_guard();
         axum::serve(self.listener, app)
             .with_graceful_shutdown(shutdown)
             .await

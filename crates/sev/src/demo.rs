@@ -64,9 +64,9 @@ pub fn use_simulator(
 }
 
 /// Loads and checks the demo's configuration (exit code 2 territory on error).
-pub fn load(args: &DemoArgs) -> Result<(Config, SocketAddr), ConfigError> {
+pub fn load(args: &DemoArgs) -> Result<(Config, SimOptions), ConfigError> {
     reject_twitch_settings(&args.serve.settings)?;
-    let sim_addr = parse_addr(
+    let addr = parse_addr(
         "sim_listen",
         args.sim_listen.as_deref().unwrap_or("127.0.0.1:0"),
     )?;
@@ -75,14 +75,30 @@ pub fn load(args: &DemoArgs) -> Result<(Config, SocketAddr), ConfigError> {
         args.serve.config.as_deref(),
         Mode::Demo,
     )?;
-    Ok((config, sim_addr))
+    Ok((
+        config,
+        SimOptions {
+            addr,
+            events_per_minute: args.sim_events_per_minute.unwrap_or(30),
+        },
+    ))
 }
 
-pub async fn run(mut config: Config, sim_addr: SocketAddr) -> anyhow::Result<()> {
-    let sim_config = SimConfig::default();
-    let sim = Sim::bind(sim_addr, sim_config.clone())
+/// The demo's simulator settings.
+#[derive(Debug, Clone, Copy)]
+pub struct SimOptions {
+    pub addr: SocketAddr,
+    pub events_per_minute: u32,
+}
+
+pub async fn run(mut config: Config, options: SimOptions) -> anyhow::Result<()> {
+    let sim_config = SimConfig {
+        events_per_minute: options.events_per_minute,
+        ..SimConfig::default()
+    };
+    let sim = Sim::bind(options.addr, sim_config.clone())
         .await
-        .with_context(|| format!("starting the simulator on {sim_addr}"))?;
+        .with_context(|| format!("starting the simulator on {}", options.addr))?;
     let sim_addr = sim.local_addr()?;
     use_simulator(&mut config, sim_addr, &sim_config)?;
     let app = App::build(config).await?;

@@ -57,9 +57,9 @@ impl From<anyhow::Error> for Failure {
 async fn run(command: Command) -> Result<(), Failure> {
     match command {
         Command::Demo(args) => {
-            let (config, sim_addr) = sev::demo::load(&args)?;
+            let (config, sim) = sev::demo::load(&args)?;
             sev::telemetry::init(config.log_format);
-            sev::demo::run(config, sim_addr).await?;
+            sev::demo::run(config, sim).await?;
         }
         Command::Serve(args) => {
             let config = Config::load(args.settings, args.config.as_deref(), Mode::Serve)?;
@@ -72,7 +72,12 @@ async fn run(command: Command) -> Result<(), Failure> {
         Command::Sim(args) => {
             let addr = sev::demo::parse_addr("sim_listen", &args.listen)?;
             sev::telemetry::init(LogFormat::Pretty);
-            let sim = sev_sim::Sim::bind(addr, sev_sim::SimConfig::default())
+            let sim_config = sev_sim::SimConfig {
+                seed: args.seed,
+                events_per_minute: args.events_per_minute,
+                ..sev_sim::SimConfig::default()
+            };
+            let sim = sev_sim::Sim::bind(addr, sim_config)
                 .await
                 .map_err(|e| anyhow::anyhow!("starting the simulator on {addr}: {e}"))?;
             let url = sim.url().map_err(anyhow::Error::from)?;
@@ -83,10 +88,14 @@ async fn run(command: Command) -> Result<(), Failure> {
                 "  OAuth: {url}/oauth2   Helix: {url}/helix   EventSub WebSocket: ws://{}/ws",
                 sim.local_addr().map_err(anyhow::Error::from)?
             );
+            println!(
+                "  Control API: {url}/_sim (inject events with `sev trigger TYPE --sim {url}`)"
+            );
             sim.run(shutdown_signal())
                 .await
                 .map_err(anyhow::Error::from)?;
         }
+        Command::Trigger(args) => sev::trigger::run(args).await?,
     }
     Ok(())
 }

@@ -179,3 +179,59 @@ async fn help_documents_every_command_and_its_environment_variables() -> Result<
     }
     Ok(())
 }
+
+#[tokio::test]
+async fn sim_runs_alone_and_trigger_injects_into_it() -> Result<()> {
+    let mut sim = sev()
+        .args(["sim", "--listen", "127.0.0.1:0"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()?;
+    let stdout = sim.stdout.take().context("stdout")?;
+    let mut lines = BufReader::new(stdout).lines();
+    let url = tokio::time::timeout(Duration::from_secs(20), async {
+        while let Some(line) = lines.next_line().await? {
+            if let Some(url) = line.strip_prefix("Twitch simulator listening on ") {
+                return Ok::<_, anyhow::Error>(url.trim().to_owned());
+            }
+        }
+        bail!("sev sim exited without printing its URL")
+    })
+    .await??;
+    let out = sev()
+        .args([
+            "trigger",
+            "channel.raid",
+            "-b",
+            "favstreamer",
+            "-u",
+            "speedrunsam",
+            "-C",
+            "321",
+            "--sim",
+            &url,
+        ])
+        .output()
+        .await?;
+    let stdout = String::from_utf8(out.stdout)?;
+    ensure!(
+        out.status.success(),
+        "{stdout} {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    ensure!(
+        stdout.contains("\"viewers\": 321") && stdout.contains("delivered to 0 subscription(s)"),
+        "{stdout}"
+    );
+    let bad = sev()
+        .args(["trigger", "channel.nonsense", "--sim", &url])
+        .output()
+        .await?;
+    ensure!(!bad.status.success(), "an unknown type is refused");
+    ensure!(
+        String::from_utf8(bad.stderr)?.contains("cannot build an event"),
+        "with the simulator's reason"
+    );
+    sim.kill().await?;
+    Ok(())
+}
