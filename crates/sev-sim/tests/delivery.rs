@@ -518,3 +518,119 @@ async fn a_conduit_delivers_each_event_to_exactly_one_enabled_shard() {
     }
     assert_eq!(collect(&mut a, 3).await, more);
 }
+
+#[tokio::test]
+async fn an_old_socket_kept_open_after_a_reconnect_gets_4004() {
+    let sim = common::start(SimConfig {
+        reconnect_grace: Duration::from_millis(300),
+        ..SimConfig::default()
+    })
+    .await;
+    let viewer = sim.user("viewer1", "").await;
+    let (mut old, welcome) = connect(&sim, "").await;
+    let sid = welcome["payload"]["session"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let t = Transport {
+        method: "websocket".into(),
+        session_id: Some(sid.clone()),
+        ..Transport::default()
+    };
+    sim.helix
+        .create_subscription(
+            &viewer,
+            &CreateSubscription {
+                kind: "stream.online".into(),
+                version: "1".into(),
+                condition: json!({"broadcaster_user_id": "4242"}),
+                transport: t,
+            },
+        )
+        .await
+        .unwrap();
+    let answer = sim
+        .control(&format!("/_sim/sessions/{sid}/reconnect"), json!({}))
+        .await;
+    let url = answer["reconnect_url"].as_str().unwrap().to_owned();
+    let v: Value = serde_json::from_str(next_frame(&mut old).await.to_text().unwrap()).unwrap();
+    assert_eq!(
+        (
+            v["metadata"]["message_type"].as_str(),
+            v["payload"]["session"]["reconnect_url"].as_str()
+        ),
+        (Some("session_reconnect"), Some(url.as_str()))
+    );
+    let (mut new, _) = tokio_tungstenite::connect_async(url.as_str())
+        .await
+        .unwrap();
+    let w: Value = serde_json::from_str(next_frame(&mut new).await.to_text().unwrap()).unwrap();
+    assert_eq!(
+        w["payload"]["session"]["id"].as_str(),
+        Some(sid.as_str()),
+        "the same session"
+    );
+    assert_eq!(
+        close_code(&next_frame(&mut old).await),
+        Some(4004),
+        "the old socket was never closed by the client"
+    );
+    let id = trigger(&sim, "favstreamer");
+    let n: Value = serde_json::from_str(next_frame(&mut new).await.to_text().unwrap()).unwrap();
+    assert_eq!(
+        n["payload"]["event"]["id"].as_str(),
+        Some(id.as_str()),
+        "events flow on the new socket"
+    );
+    let bogus =
+        tokio_tungstenite::connect_async(format!("{}?reconnect_id=nope", sim.urls.eventsub_ws))
+            .await
+            .unwrap()
+            .0
+            .next()
+            .await
+            .unwrap()
+            .unwrap();
+    assert_eq!(close_code(&bogus), Some(4007), "an invalid reconnect URL");
+}
+
+#[tokio::test]
+async fn a_revocation_reaches_the_websocket_and_stopped_keepalives_are_noticed() {
+    let sim = common::start(SimConfig::default()).await;
+    let viewer = sim.user("viewer1", "").await;
+    let mut session = subscribed_session(&sim, &viewer, "4242").await;
+    let subs = sim.get("/_sim/subscriptions").await;
+    let id = subs["data"][0]["subscription"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    sim.control(
+        &format!("/_sim/subscriptions/{id}/revoke"),
+        json!({"status": "authorization_revoked"}),
+    )
+    .await;
+    match next(&mut session).await {
+        SessionEvent::Revocation(s) => assert_eq!(
+            (s.id.as_str(), s.status.as_str()),
+            (id.as_str(), "authorization_revoked")
+        ),
+        other => panic!("{other:?}"),
+    }
+    let sessions = sim.get("/_sim/sessions").await;
+    let sid = sessions["data"][0]["id"].as_str().unwrap().to_owned();
+    sim.control(
+        &format!("/_sim/sessions/{sid}/keepalive"),
+        json!({"enabled": false}),
+    )
+    .await;
+    let lost = tokio::time::timeout(Duration::from_secs(15), session.next_event())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        lost,
+        SessionEvent::Disconnected(Disconnect::KeepaliveTimeout),
+        "silence past the keepalive window is a lost session"
+    );
+    session.stop().await;
+}
