@@ -26,6 +26,7 @@ use tokio::net::TcpListener;
 
 pub use control::inject;
 pub use events::Trigger;
+pub use events::build as build_event;
 use state::{Shared, SimState};
 
 /// How the simulator behaves. The defaults are Twitch's numbers where Twitch has them.

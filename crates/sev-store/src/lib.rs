@@ -57,9 +57,11 @@ pub struct NewEvent {
     /// What happened, e.g. `stream.online`.
     pub kind: String,
     pub occurred_at: DateTime<Utc>,
-    /// A key that identifies this event across redeliveries (an EventSub message id, or a
-    /// semantic key); a second event with the same key is not stored again.
-    pub dedupe_key: Option<String>,
+    /// Keys that identify this event across redeliveries: its EventSub message id, and
+    /// semantic keys for the same thing arriving by another path. When any of them is already
+    /// stored, the event is a duplicate and nothing is written (its new keys then point at the
+    /// stored event too).
+    pub dedupe_keys: Vec<String>,
     pub payload: serde_json::Value,
 }
 
@@ -169,13 +171,16 @@ pub async fn connect(url: &str) -> Result<Arc<dyn Store>> {
 pub(crate) mod plan {
     use super::NewEvent;
 
-    /// Indices of events with a dedupe key, sorted by key.
-    pub fn keyed_in_lock_order(batch: &[NewEvent]) -> Vec<usize> {
-        let mut idx: Vec<usize> = (0..batch.len())
-            .filter(|&i| batch[i].dedupe_key.is_some())
+    /// Every (event index, key) pair, sorted by key: the order keys are claimed in.
+    pub fn keys_in_lock_order(batch: &[NewEvent]) -> Vec<(usize, &str)> {
+        let mut keys: Vec<(usize, &str)> = batch
+            .iter()
+            .enumerate()
+            .flat_map(|(i, e)| e.dedupe_keys.iter().map(move |k| (i, k.as_str())))
             .collect();
-        idx.sort_by(|&a, &b| batch[a].dedupe_key.cmp(&batch[b].dedupe_key));
-        idx
+        keys.sort_by(|a, b| a.1.cmp(b.1).then(a.0.cmp(&b.0)));
+        keys.dedup();
+        keys
     }
 
     /// The streamers of the events to store with how many each, sorted by streamer id.
@@ -188,36 +193,59 @@ pub(crate) mod plan {
     }
 }
 
+/// A duplicate found while claiming keys: the stored event's streamer and seq (unknown when
+/// it is stored by this same batch), and the key that matched.
+pub(crate) type Dup = Option<(String, Option<i64>, String)>;
+
 /// Splits a batch's outcomes after the keys were claimed: `dup[i]` is `Some` for duplicates.
 /// Duplicates of an event stored in the same batch are resolved to that event's seq.
 pub(crate) fn finish_outcomes(
     batch: &[NewEvent],
-    dup: Vec<Option<(String, Option<i64>)>>,
+    dup: Vec<Dup>,
     stored: Vec<Option<StoredEvent>>,
 ) -> Result<Vec<Appended>> {
     let mut seq_by_key = std::collections::HashMap::new();
     for (e, s) in batch.iter().zip(&stored) {
-        if let (Some(k), Some(s)) = (&e.dedupe_key, s) {
-            seq_by_key.insert(k.as_str(), s.seq);
+        if let Some(s) = s {
+            for k in &e.dedupe_keys {
+                seq_by_key.insert(k.as_str(), s.seq);
+            }
         }
     }
-    batch
-        .iter()
-        .zip(dup.into_iter().zip(stored))
-        .map(|(e, (d, s))| match (d, s) {
+    dup.into_iter()
+        .zip(stored)
+        .map(|(d, s)| match (d, s) {
             (_, Some(s)) => Ok(Appended::Stored(s)),
-            (Some((streamer_id, Some(seq))), None) => Ok(Appended::Duplicate { streamer_id, seq }),
-            (Some((streamer_id, None)), None) => {
-                let seq = e
-                    .dedupe_key
-                    .as_deref()
-                    .and_then(|k| seq_by_key.get(k).copied())
+            (Some((streamer_id, Some(seq), _)), None) => {
+                Ok(Appended::Duplicate { streamer_id, seq })
+            }
+            (Some((streamer_id, None, key)), None) => {
+                let seq = seq_by_key
+                    .get(key.as_str())
+                    .copied()
                     .ok_or_else(|| StoreError::Corrupt("dedupe key without an event".into()))?;
                 Ok(Appended::Duplicate { streamer_id, seq })
             }
             (None, None) => Err(StoreError::Corrupt(
                 "event neither stored nor duplicate".into(),
             )),
+        })
+        .collect()
+}
+
+/// The (key, streamer, seq) each claimed key must point at once the batch's outcome is known.
+pub(crate) fn claimed_targets(
+    claimed: &[(usize, String)],
+    outcomes: &[Appended],
+) -> Vec<(String, String, i64)> {
+    claimed
+        .iter()
+        .filter_map(|(i, key)| {
+            let (streamer, seq) = match outcomes.get(*i)? {
+                Appended::Stored(e) => (e.streamer_id.clone(), e.seq),
+                Appended::Duplicate { streamer_id, seq } => (streamer_id.clone(), *seq),
+            };
+            Some((key.clone(), streamer, seq))
         })
         .collect()
 }

@@ -68,28 +68,32 @@ impl Store for PostgresStore {
         let now = micros(Utc::now());
         let mut tx = self.pool.begin().await?;
 
-        let mut dup: Vec<Option<(String, Option<i64>)>> = vec![None; batch.len()];
-        for i in plan::keyed_in_lock_order(batch) {
-            let e = &batch[i];
-            // A concurrent writer holding the same key makes this wait for its commit, so the
-            // loser always sees the winner's seq.
-            let claimed = sqlx::query(
+        let mut dup: Vec<crate::Dup> = vec![None; batch.len()];
+        let mut claimed: Vec<(usize, String)> = Vec::new();
+        for (i, key) in plan::keys_in_lock_order(batch) {
+            let got = sqlx::query(
                 "insert into event_dedupe (key, streamer_id, seq, created_at) values ($1, $2, null, $3)
                  on conflict (key) do nothing",
             )
-            .bind(&e.dedupe_key)
-            .bind(&e.streamer_id)
+            .bind(key)
+            .bind(&batch[i].streamer_id)
             .bind(now)
             .execute(&mut *tx)
             .await?
             .rows_affected()
                 == 1;
-            if !claimed {
+            if got {
+                claimed.push((i, key.to_owned()));
+            } else if dup[i].is_none() {
                 let row = sqlx::query("select streamer_id, seq from event_dedupe where key = $1")
-                    .bind(&e.dedupe_key)
+                    .bind(key)
                     .fetch_one(&mut *tx)
                     .await?;
-                dup[i] = Some((row.try_get("streamer_id")?, row.try_get("seq")?));
+                dup[i] = Some((
+                    row.try_get("streamer_id")?,
+                    row.try_get("seq")?,
+                    key.to_owned(),
+                ));
             }
         }
 
@@ -130,17 +134,10 @@ impl Store for PostgresStore {
             .bind(&e.kind)
             .bind(micros(e.occurred_at))
             .bind(now)
-            .bind(&e.dedupe_key)
+            .bind(e.dedupe_keys.first())
             .bind(e.payload.to_string())
             .execute(&mut *tx)
             .await?;
-            if let Some(key) = &e.dedupe_key {
-                sqlx::query("update event_dedupe set seq = $1 where key = $2")
-                    .bind(seq)
-                    .bind(key)
-                    .execute(&mut *tx)
-                    .await?;
-            }
             stored.push(Some(StoredEvent {
                 streamer_id: e.streamer_id.clone(),
                 seq,
@@ -151,8 +148,18 @@ impl Store for PostgresStore {
                 payload: e.payload.clone(),
             }));
         }
+        let outcomes = finish_outcomes(batch, dup, stored)?;
+        // Every key claimed now points at its event: a stored one, or the one it duplicates.
+        for (key, streamer, seq) in crate::claimed_targets(&claimed, &outcomes) {
+            sqlx::query("update event_dedupe set streamer_id = $1, seq = $2 where key = $3")
+                .bind(streamer)
+                .bind(seq)
+                .bind(key)
+                .execute(&mut *tx)
+                .await?;
+        }
         tx.commit().await?;
-        finish_outcomes(batch, dup, stored)
+        Ok(outcomes)
     }
 
     async fn events_after(&self, streamer_id: &str, after: i64, limit: u32) -> Result<EventPage> {

@@ -89,26 +89,32 @@ impl Store for SqliteStore {
         // could fail with SQLITE_BUSY on upgrade instead of waiting.
         let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
 
-        let mut dup: Vec<Option<(String, Option<i64>)>> = vec![None; batch.len()];
-        for i in plan::keyed_in_lock_order(batch) {
-            let e = &batch[i];
-            let claimed = sqlx::query(
+        let mut dup: Vec<crate::Dup> = vec![None; batch.len()];
+        let mut claimed: Vec<(usize, String)> = Vec::new();
+        for (i, key) in plan::keys_in_lock_order(batch) {
+            let got = sqlx::query(
                 "insert into event_dedupe (key, streamer_id, seq, created_at) values (?, ?, null, ?)
                  on conflict (key) do nothing",
             )
-            .bind(&e.dedupe_key)
-            .bind(&e.streamer_id)
+            .bind(key)
+            .bind(&batch[i].streamer_id)
             .bind(ts(now))
             .execute(&mut *tx)
             .await?
             .rows_affected()
                 == 1;
-            if !claimed {
+            if got {
+                claimed.push((i, key.to_owned()));
+            } else if dup[i].is_none() {
                 let row = sqlx::query("select streamer_id, seq from event_dedupe where key = ?")
-                    .bind(&e.dedupe_key)
+                    .bind(key)
                     .fetch_one(&mut *tx)
                     .await?;
-                dup[i] = Some((row.try_get("streamer_id")?, row.try_get("seq")?));
+                dup[i] = Some((
+                    row.try_get("streamer_id")?,
+                    row.try_get("seq")?,
+                    key.to_owned(),
+                ));
             }
         }
 
@@ -148,17 +154,10 @@ impl Store for SqliteStore {
             .bind(&e.kind)
             .bind(ts(e.occurred_at))
             .bind(ts(now))
-            .bind(&e.dedupe_key)
+            .bind(e.dedupe_keys.first())
             .bind(e.payload.to_string())
             .execute(&mut *tx)
             .await?;
-            if let Some(key) = &e.dedupe_key {
-                sqlx::query("update event_dedupe set seq = ? where key = ?")
-                    .bind(seq)
-                    .bind(key)
-                    .execute(&mut *tx)
-                    .await?;
-            }
             stored.push(Some(StoredEvent {
                 streamer_id: e.streamer_id.clone(),
                 seq,
@@ -169,8 +168,18 @@ impl Store for SqliteStore {
                 payload: e.payload.clone(),
             }));
         }
+        let outcomes = finish_outcomes(batch, dup, stored)?;
+        // Every key claimed now points at its event: a stored one, or the one it duplicates.
+        for (key, streamer, seq) in crate::claimed_targets(&claimed, &outcomes) {
+            sqlx::query("update event_dedupe set streamer_id = ?, seq = ? where key = ?")
+                .bind(streamer)
+                .bind(seq)
+                .bind(key)
+                .execute(&mut *tx)
+                .await?;
+        }
         tx.commit().await?;
-        finish_outcomes(batch, dup, stored)
+        Ok(outcomes)
     }
 
     async fn events_after(&self, streamer_id: &str, after: i64, limit: u32) -> Result<EventPage> {

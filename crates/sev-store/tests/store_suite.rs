@@ -84,7 +84,7 @@ fn event(streamer: &str, kind: &str, key: Option<&str>, n: i64) -> NewEvent {
             .timestamp_opt(1_767_000_000 + n, 123_456_789)
             .single()
             .unwrap_or_default(),
-        dedupe_key: key.map(str::to_owned),
+        dedupe_keys: key.map(str::to_owned).into_iter().collect(),
         payload: json!({ "n": n, "text": "Héllo \"raid\" <b>" }),
     }
 }
@@ -207,6 +207,60 @@ async fn a_dedupe_key_is_stored_once(db: &mut TestDb) -> Result<()> {
         page.events.len() == 2 && page.last_seq == 2,
         "duplicates take no cursor: {page:?}"
     );
+    Ok(())
+}
+
+async fn any_shared_key_makes_a_duplicate(db: &mut TestDb) -> Result<()> {
+    let keyed = |keys: &[&str]| {
+        let mut e = event("3", "raid.in", None, 1);
+        e.dedupe_keys = keys.iter().map(|k| (*k).to_owned()).collect();
+        e
+    };
+    // The same raid by two paths: different message ids, one semantic key.
+    let first = db
+        .store
+        .append_batch(&[keyed(&["msg:a", "raid:x"])])
+        .await?;
+    let seq = stored(&first)[0].seq;
+    let second = db
+        .store
+        .append_batch(&[keyed(&["msg:b", "raid:x"])])
+        .await?;
+    ensure!(
+        second[0]
+            == Appended::Duplicate {
+                streamer_id: "3".into(),
+                seq
+            },
+        "{second:?}"
+    );
+    // The second path's message id now points at the same event: its redelivery is a duplicate.
+    let redelivered = db.store.append_batch(&[keyed(&["msg:b"])]).await?;
+    ensure!(
+        redelivered[0]
+            == Appended::Duplicate {
+                streamer_id: "3".into(),
+                seq
+            },
+        "{redelivered:?}"
+    );
+    // Within one batch too.
+    let batch = db
+        .store
+        .append_batch(&[keyed(&["msg:c", "raid:y"]), keyed(&["msg:d", "raid:y"])])
+        .await?;
+    let Appended::Stored(s) = &batch[0] else {
+        anyhow::bail!("{batch:?}")
+    };
+    ensure!(
+        batch[1]
+            == Appended::Duplicate {
+                streamer_id: "3".into(),
+                seq: s.seq
+            },
+        "{batch:?}"
+    );
+    ensure!(db.store.events_after("3", 0, 10).await?.events.len() == 2);
     Ok(())
 }
 
@@ -361,6 +415,7 @@ all_backends!(
     stored_events_read_back_equal,
     a_dedupe_key_is_stored_once,
     a_failed_batch_leaves_nothing,
+    any_shared_key_makes_a_duplicate,
     pages_recent_events_and_gaps,
     group_commit_keeps_each_writers_order,
     ping_and_close,

@@ -14,7 +14,7 @@ fn event(key: &str) -> NewEvent {
         streamer_id: "4242".into(),
         kind: "stream.online".into(),
         occurred_at: Utc::now(),
-        dedupe_key: Some(key.into()),
+        dedupe_keys: vec![key.into()],
         payload: json!({ "broadcaster_user_login": "favstreamer" }),
     }
 }
