@@ -78,6 +78,14 @@ pub struct StoredEvent {
     pub payload: serde_json::Value,
 }
 
+/// A streamer sev has seen.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Streamer {
+    pub id: String,
+    pub login: String,
+    pub display_name: String,
+}
+
 /// What became of one [`NewEvent`] in an append.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Appended {
@@ -146,6 +154,13 @@ pub trait Store: Send + Sync + 'static {
 
     /// Deletes events (and their dedupe keys) received before `cutoff`; returns how many events.
     async fn prune_before(&self, cutoff: DateTime<Utc>) -> Result<u64>;
+
+    /// Records (or refreshes) a streamer's login and name.
+    async fn upsert_streamer(&self, streamer: &Streamer) -> Result<()>;
+
+    /// The streamer with this login (case-insensitive); the most recently seen one if a login
+    /// moved between accounts.
+    async fn streamer_by_login(&self, login: &str) -> Result<Option<Streamer>>;
 
     /// Closes the connections; later calls fail.
     async fn close(&self);

@@ -9,7 +9,7 @@ use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{PgPool, Row};
 
 use crate::{
-    Appended, Backend, EventPage, NewEvent, Result, Store, StoreError, StoredEvent,
+    Appended, Backend, EventPage, NewEvent, Result, Store, StoreError, StoredEvent, Streamer,
     finish_outcomes, micros, plan,
 };
 
@@ -207,6 +207,35 @@ impl Store for PostgresStore {
             .await?;
         tx.commit().await?;
         Ok(n)
+    }
+
+    async fn upsert_streamer(&self, s: &Streamer) -> Result<()> {
+        sqlx::query(
+            "insert into streamers (id, login, display_name, updated_at) values ($1, $2, $3, $4)
+             on conflict (id) do update set login = excluded.login, display_name = excluded.display_name, updated_at = excluded.updated_at",
+        )
+        .bind(&s.id)
+        .bind(s.login.to_ascii_lowercase())
+        .bind(&s.display_name)
+        .bind(Utc::now())
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn streamer_by_login(&self, login: &str) -> Result<Option<Streamer>> {
+        let row = sqlx::query("select id, login, display_name from streamers where login = $1 order by updated_at desc limit 1")
+            .bind(login.to_ascii_lowercase())
+            .fetch_optional(&self.pool)
+            .await?;
+        row.map(|r| {
+            Ok(Streamer {
+                id: r.try_get("id")?,
+                login: r.try_get("login")?,
+                display_name: r.try_get("display_name")?,
+            })
+        })
+        .transpose()
     }
 
     async fn close(&self) {

@@ -375,6 +375,39 @@ async fn group_commit_keeps_each_writers_order(db: &mut TestDb) -> Result<()> {
     Ok(())
 }
 
+async fn streamers_are_found_by_login(db: &mut TestDb) -> Result<()> {
+    use sev_store::Streamer;
+    let s = |id: &str, login: &str| Streamer {
+        id: id.into(),
+        login: login.into(),
+        display_name: login.to_uppercase(),
+    };
+    db.store.upsert_streamer(&s("4242", "FavStreamer")).await?;
+    let stored = Streamer {
+        id: "4242".into(),
+        login: "favstreamer".into(),
+        display_name: "FAVSTREAMER".into(),
+    };
+    ensure!(
+        db.store.streamer_by_login("favstreamer").await? == Some(stored),
+        "logins are kept lowercase"
+    );
+    ensure!(
+        db.store
+            .streamer_by_login("FAVSTREAMER")
+            .await?
+            .map(|x| x.id)
+            == Some("4242".into()),
+        "case-insensitive"
+    );
+    // A rename: the login now belongs to the account that has it.
+    db.store.upsert_streamer(&s("4242", "renamed")).await?;
+    ensure!(db.store.streamer_by_login("favstreamer").await?.is_none());
+    ensure!(db.store.streamer_by_login("renamed").await?.map(|x| x.id) == Some("4242".into()));
+    ensure!(db.store.streamer_by_login("nobody").await?.is_none());
+    Ok(())
+}
+
 async fn ping_and_close(db: &mut TestDb) -> Result<()> {
     db.store.ping().await?;
     db.store.close().await;
@@ -418,5 +451,6 @@ all_backends!(
     any_shared_key_makes_a_duplicate,
     pages_recent_events_and_gaps,
     group_commit_keeps_each_writers_order,
+    streamers_are_found_by_login,
     ping_and_close,
 );

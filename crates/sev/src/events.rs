@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use sev_bus::Bus;
-use sev_store::{Appended, EventLog, EventLogError, NewEvent, StoredEvent};
+use sev_store::{Appended, EventLog, EventLogError, NewEvent, StoredEvent, Streamer};
 
 use crate::metrics::{KindLabels, Metrics};
 
@@ -20,11 +20,67 @@ pub struct Events {
     log: EventLog,
     bus: Arc<dyn Bus>,
     metrics: Arc<Metrics>,
+    /// Streamers already recorded (id → login and name), to skip redundant writes.
+    known: Arc<std::sync::Mutex<std::collections::HashMap<String, (String, String)>>>,
+}
+
+/// The streamer an event is filed under, with the login and name the event carries.
+pub fn streamer_of(id: &str, raw: &serde_json::Value) -> Option<Streamer> {
+    [
+        "broadcaster_user",
+        "to_broadcaster_user",
+        "from_broadcaster_user",
+        "user",
+    ]
+    .iter()
+    .find_map(|prefix| {
+        let field = |suffix: &str| {
+            raw.get(format!("{prefix}_{suffix}"))
+                .and_then(serde_json::Value::as_str)
+        };
+        (field("id") == Some(id)).then(|| Streamer {
+            id: id.to_owned(),
+            login: field("login").unwrap_or_default().to_owned(),
+            display_name: field("name").unwrap_or_default().to_owned(),
+        })
+    })
+    .filter(|s| !s.login.is_empty())
 }
 
 impl Events {
     pub fn new(log: EventLog, bus: Arc<dyn Bus>, metrics: Arc<Metrics>) -> Self {
-        Self { log, bus, metrics }
+        Self {
+            log,
+            bus,
+            metrics,
+            known: Arc::default(),
+        }
+    }
+
+    /// Records a streamer's login and name, unless nothing changed since the last time.
+    pub async fn remember_streamer(&self, s: Streamer) {
+        let fresh = {
+            let known = self
+                .known
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            known.get(&s.id) != Some(&(s.login.clone(), s.display_name.clone()))
+        };
+        if !fresh {
+            return;
+        }
+        match self.log.store().upsert_streamer(&s).await {
+            Ok(()) => {
+                let mut known = self
+                    .known
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner);
+                known.insert(s.id.clone(), (s.login, s.display_name));
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, streamer_id = %s.id, "could not record a streamer")
+            }
+        }
     }
 
     pub fn log(&self) -> &EventLog {

@@ -67,6 +67,7 @@ impl App {
             store,
             metrics,
             shutdown: CancellationToken::new(),
+            eventsub_secret: eventsub_secret.clone(),
         };
         Ok(Self {
             listener,

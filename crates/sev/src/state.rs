@@ -20,4 +20,6 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     /// Cancelled when shutdown begins: long-lived connections end themselves.
     pub shutdown: CancellationToken,
+    /// The secret EventSub webhook signatures are checked with.
+    pub eventsub_secret: secrecy::SecretString,
 }

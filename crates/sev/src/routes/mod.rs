@@ -1,6 +1,7 @@
 //! HTTP routes. Each module has a `router()`; [`router`] merges them and adds the layers
 //! every request goes through.
 
+mod eventsub;
 mod health;
 mod home;
 
@@ -24,6 +25,7 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .merge(home::router())
         .merge(health::router())
+        .merge(eventsub::router())
         .layer(middleware::from_fn_with_state(
             state.clone(),
             record_metrics,
