@@ -66,7 +66,7 @@ pub struct NewEvent {
 }
 
 /// An event as stored, with its place in the streamer's log.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
 pub struct StoredEvent {
     pub streamer_id: String,
     /// The streamer's cursor: 1 for the first event, then +1 for each one after.

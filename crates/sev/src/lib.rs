@@ -6,6 +6,7 @@ pub mod cli;
 pub mod config;
 pub mod demo;
 pub mod events;
+pub mod live;
 pub mod metrics;
 pub mod routes;
 pub mod startup;

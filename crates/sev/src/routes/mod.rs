@@ -1,6 +1,7 @@
 //! HTTP routes. Each module has a `router()`; [`router`] merges them and adds the layers
 //! every request goes through.
 
+pub mod api;
 mod eventsub;
 mod health;
 mod home;
@@ -26,6 +27,7 @@ pub fn router(state: AppState) -> Router {
         .merge(home::router())
         .merge(health::router())
         .merge(eventsub::router())
+        .merge(api::router())
         .layer(middleware::from_fn_with_state(
             state.clone(),
             record_metrics,

@@ -2,6 +2,7 @@
 
 mod cli;
 mod eventsub;
+mod feed;
 mod helpers;
 mod ops;
 mod pipeline;
