@@ -28,8 +28,14 @@ pub fn router() -> Router<AppState> {
         .route("/api/v1/streamers/{login}/live", get(live))
 }
 
-fn api_error(status: StatusCode, message: &str) -> Response {
-    (status, axum::Json(json!({ "error": message }))).into_response()
+/// An API error: a status and a message for the client.
+#[derive(Debug, Clone, Copy)]
+pub struct ApiError(StatusCode, &'static str);
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        (self.0, axum::Json(json!({ "error": self.1 }))).into_response()
+    }
 }
 
 /// One feed entry as clients see it: the log's place and times, and the feed payload.
@@ -112,21 +118,21 @@ struct EventsQuery {
     limit: Option<String>,
 }
 
-async fn find_streamer(state: &AppState, login: &str) -> Result<Streamer, Response> {
+async fn find_streamer(state: &AppState, login: &str) -> Result<Streamer, ApiError> {
     if !(1..=25).contains(&login.len())
         || !login.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
     {
-        return Err(api_error(StatusCode::BAD_REQUEST, "not a Twitch login"));
+        return Err(ApiError(StatusCode::BAD_REQUEST, "not a Twitch login"));
     }
     match state.store.streamer_by_login(login).await {
         Ok(Some(s)) => Ok(s),
-        Ok(None) => Err(api_error(
+        Ok(None) => Err(ApiError(
             StatusCode::NOT_FOUND,
             "sev has no events for this streamer yet",
         )),
         Err(e) => {
             tracing::error!(error = %e, "looking up a streamer failed");
-            Err(api_error(
+            Err(ApiError(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "storage unavailable",
             ))
@@ -134,15 +140,13 @@ async fn find_streamer(state: &AppState, login: &str) -> Result<Streamer, Respon
     }
 }
 
-fn parse_after(after: Option<&str>) -> Result<Option<i64>, Response> {
+fn parse_after(after: Option<&str>) -> Result<Option<i64>, ApiError> {
     after
         .map(|a| {
-            a.parse::<i64>().ok().filter(|n| *n >= 0).ok_or_else(|| {
-                api_error(
-                    StatusCode::BAD_REQUEST,
-                    "after must be a cursor (a number ≥ 0)",
-                )
-            })
+            a.parse::<i64>().ok().filter(|n| *n >= 0).ok_or(ApiError(
+                StatusCode::BAD_REQUEST,
+                "after must be a cursor (a number ≥ 0)",
+            ))
         })
         .transpose()
 }
@@ -154,16 +158,19 @@ async fn events(
 ) -> Response {
     let streamer = match find_streamer(&state, &login).await {
         Ok(s) => s,
-        Err(r) => return r,
+        Err(r) => return r.into_response(),
     };
     let limit = match q.limit.as_deref().map(str::parse::<u32>) {
         None => DEFAULT_LIMIT,
         Some(Ok(n)) if (1..=MAX_LIMIT).contains(&n) => n,
-        Some(_) => return api_error(StatusCode::BAD_REQUEST, "limit must be between 1 and 500"),
+        Some(_) => {
+            return ApiError(StatusCode::BAD_REQUEST, "limit must be between 1 and 500")
+                .into_response();
+        }
     };
     let after = match parse_after(q.after.as_deref()) {
         Ok(a) => a,
-        Err(r) => return r,
+        Err(r) => return r.into_response(),
     };
     let page = match after {
         Some(after) => state.store.events_after(&streamer.id, after, limit).await,
@@ -180,7 +187,8 @@ async fn events(
         Ok(p) => p,
         Err(e) => {
             tracing::error!(error = %e, "reading the event log failed");
-            return api_error(StatusCode::SERVICE_UNAVAILABLE, "storage unavailable");
+            return ApiError(StatusCode::SERVICE_UNAVAILABLE, "storage unavailable")
+                .into_response();
         }
     };
     let cursor = page
@@ -214,11 +222,11 @@ async fn live(
 ) -> Response {
     let streamer = match find_streamer(&state, &login).await {
         Ok(s) => s,
-        Err(r) => return r,
+        Err(r) => return r.into_response(),
     };
     let after = match parse_after(q.after.as_deref()) {
         Ok(a) => a,
-        Err(r) => return r,
+        Err(r) => return r.into_response(),
     };
     ws.max_message_size(4096)
         .on_upgrade(move |socket| crate::live::run(state, streamer, after, socket))
