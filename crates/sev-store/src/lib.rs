@@ -162,6 +162,21 @@ pub trait Store: Send + Sync + 'static {
     /// moved between accounts.
     async fn streamer_by_login(&self, login: &str) -> Result<Option<Streamer>>;
 
+    /// Records a signed-in user (or refreshes their login, name and last visit).
+    async fn upsert_user(&self, user: &Streamer) -> Result<()>;
+
+    /// Adds a favorite streamer for a user (no-op when already there).
+    async fn add_favorite(&self, user_id: &str, streamer_id: &str) -> Result<()>;
+
+    async fn remove_favorite(&self, user_id: &str, streamer_id: &str) -> Result<()>;
+
+    /// The user's favorite streamer ids, oldest first.
+    async fn favorites(&self, user_id: &str) -> Result<Vec<String>>;
+
+    /// Every streamer some user seen since `active_since` has as a favorite: what sev keeps
+    /// subscriptions for.
+    async fn wanted_streamers(&self, active_since: DateTime<Utc>) -> Result<Vec<String>>;
+
     /// Closes the connections; later calls fail.
     async fn close(&self);
 }

@@ -238,6 +238,62 @@ impl Store for PostgresStore {
         .transpose()
     }
 
+    async fn upsert_user(&self, u: &Streamer) -> Result<()> {
+        sqlx::query(
+            "insert into users (id, login, display_name, created_at, last_seen_at) values ($1, $2, $3, $4, $5)
+             on conflict (id) do update set login = excluded.login, display_name = excluded.display_name, last_seen_at = excluded.last_seen_at",
+        )
+        .bind(&u.id)
+        .bind(u.login.to_ascii_lowercase())
+        .bind(&u.display_name)
+        .bind(Utc::now())
+        .bind(Utc::now())
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn add_favorite(&self, user_id: &str, streamer_id: &str) -> Result<()> {
+        sqlx::query(
+            "insert into favorites (user_id, streamer_id, created_at) values ($1, $2, $3)
+             on conflict (user_id, streamer_id) do nothing",
+        )
+        .bind(user_id)
+        .bind(streamer_id)
+        .bind(Utc::now())
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn remove_favorite(&self, user_id: &str, streamer_id: &str) -> Result<()> {
+        sqlx::query("delete from favorites where user_id = $1 and streamer_id = $2")
+            .bind(user_id)
+            .bind(streamer_id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn favorites(&self, user_id: &str) -> Result<Vec<String>> {
+        Ok(sqlx::query_scalar(
+            "select streamer_id from favorites where user_id = $1 order by created_at, streamer_id",
+        )
+        .bind(user_id)
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
+    async fn wanted_streamers(&self, active_since: DateTime<Utc>) -> Result<Vec<String>> {
+        Ok(sqlx::query_scalar(
+            "select distinct f.streamer_id from favorites f join users u on u.id = f.user_id
+             where u.last_seen_at >= $1 order by f.streamer_id",
+        )
+        .bind(active_since)
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
     async fn close(&self) {
         self.pool.close().await;
     }

@@ -258,6 +258,62 @@ impl Store for SqliteStore {
         .transpose()
     }
 
+    async fn upsert_user(&self, u: &Streamer) -> Result<()> {
+        sqlx::query(
+            "insert into users (id, login, display_name, created_at, last_seen_at) values (?, ?, ?, ?, ?)
+             on conflict (id) do update set login = excluded.login, display_name = excluded.display_name, last_seen_at = excluded.last_seen_at",
+        )
+        .bind(&u.id)
+        .bind(u.login.to_ascii_lowercase())
+        .bind(&u.display_name)
+        .bind(ts(Utc::now()))
+        .bind(ts(Utc::now()))
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn add_favorite(&self, user_id: &str, streamer_id: &str) -> Result<()> {
+        sqlx::query(
+            "insert into favorites (user_id, streamer_id, created_at) values (?, ?, ?)
+             on conflict (user_id, streamer_id) do nothing",
+        )
+        .bind(user_id)
+        .bind(streamer_id)
+        .bind(ts(Utc::now()))
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn remove_favorite(&self, user_id: &str, streamer_id: &str) -> Result<()> {
+        sqlx::query("delete from favorites where user_id = ? and streamer_id = ?")
+            .bind(user_id)
+            .bind(streamer_id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn favorites(&self, user_id: &str) -> Result<Vec<String>> {
+        Ok(sqlx::query_scalar(
+            "select streamer_id from favorites where user_id = ? order by created_at, streamer_id",
+        )
+        .bind(user_id)
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
+    async fn wanted_streamers(&self, active_since: DateTime<Utc>) -> Result<Vec<String>> {
+        Ok(sqlx::query_scalar(
+            "select distinct f.streamer_id from favorites f join users u on u.id = f.user_id
+             where u.last_seen_at >= ? order by f.streamer_id",
+        )
+        .bind(ts(active_since))
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
     async fn close(&self) {
         self.pool.close().await;
     }

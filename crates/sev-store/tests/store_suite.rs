@@ -408,6 +408,41 @@ async fn streamers_are_found_by_login(db: &mut TestDb) -> Result<()> {
     Ok(())
 }
 
+async fn favorites_make_the_wanted_set(db: &mut TestDb) -> Result<()> {
+    use sev_store::Streamer;
+    let user = |id: &str| Streamer {
+        id: id.into(),
+        login: format!("user{id}"),
+        display_name: format!("User{id}"),
+    };
+    db.store.upsert_user(&user("1")).await?;
+    db.store.upsert_user(&user("2")).await?;
+    db.store.add_favorite("1", "4242").await?;
+    db.store.add_favorite("1", "4243").await?;
+    db.store.add_favorite("1", "4243").await?; // twice is once
+    db.store.add_favorite("2", "4242").await?;
+    ensure!(db.store.favorites("1").await? == ["4242", "4243"]);
+    let since = Utc::now() - chrono::Duration::hours(1);
+    ensure!(
+        db.store.wanted_streamers(since).await? == ["4242", "4243"],
+        "one entry per streamer, however many fans"
+    );
+    db.store.remove_favorite("1", "4243").await?;
+    ensure!(db.store.wanted_streamers(since).await? == ["4242"]);
+    ensure!(
+        db.store
+            .wanted_streamers(Utc::now() + chrono::Duration::hours(1))
+            .await?
+            .is_empty(),
+        "inactive users want nothing"
+    );
+    ensure!(
+        db.store.add_favorite("nobody", "4242").await.is_err(),
+        "favorites belong to known users"
+    );
+    Ok(())
+}
+
 async fn ping_and_close(db: &mut TestDb) -> Result<()> {
     db.store.ping().await?;
     db.store.close().await;
@@ -452,5 +487,6 @@ all_backends!(
     pages_recent_events_and_gaps,
     group_commit_keeps_each_writers_order,
     streamers_are_found_by_login,
+    favorites_make_the_wanted_set,
     ping_and_close,
 );
