@@ -1,0 +1,335 @@
+//! The subscription manager: drives the app's actual Twitch subscriptions toward the desired
+//! set. The desired set is every public-tier type for every streamer some active user has as
+//! a favorite: one subscription per (type, condition), shared by all of that streamer's
+//! viewers, so cost grows with streamers, not viewers.
+//!
+//! Each [`Manager::reconcile`] lists what Twitch has, adopts what matches (ours, on our
+//! transport), repairs what Twitch disabled or revoked (with backoff), creates what is missing
+//! while the cost budget allows, and deletes what nobody has wanted for the grace period.
+//! What is subscribed, what is not, and why, is in [`Status`].
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use serde_json::{Map, Value};
+use sev_twitch::eventsub::{Subscription, Transport};
+use sev_twitch::helix::{CreateSubscription, HelixClient, HelixError, SubscriptionFilter};
+use sev_twitch::oauth::TokenSource;
+use tokio::time::Instant;
+
+/// The public tier: what sev subscribes to for every wanted streamer (PLATFORM.md §6).
+pub const PUBLIC_TYPES: &[(&str, &str, &str)] = &[
+    ("stream.online", "1", "broadcaster_user_id"),
+    ("stream.offline", "1", "broadcaster_user_id"),
+    ("channel.update", "2", "broadcaster_user_id"),
+    ("channel.raid", "1", "to_broadcaster_user_id"),
+    ("channel.raid", "1", "from_broadcaster_user_id"),
+];
+
+/// One desired subscription.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+pub struct Want {
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub version: String,
+    pub condition_key: String,
+    pub streamer_id: String,
+}
+
+impl Want {
+    fn condition(&self) -> Map<String, Value> {
+        let mut m = Map::new();
+        m.insert(
+            self.condition_key.clone(),
+            Value::String(self.streamer_id.clone()),
+        );
+        m
+    }
+
+    fn matches(&self, s: &Subscription) -> bool {
+        s.kind == self.kind && s.version == self.version && s.condition == self.condition()
+    }
+}
+
+/// The desired set for these streamers.
+pub fn wants(streamers: &[String]) -> Vec<Want> {
+    streamers
+        .iter()
+        .flat_map(|id| {
+            PUBLIC_TYPES.iter().map(move |(k, v, c)| Want {
+                kind: (*k).into(),
+                version: (*v).into(),
+                condition_key: (*c).into(),
+                streamer_id: id.clone(),
+            })
+        })
+        .collect()
+}
+
+/// Where sev's public-tier subscriptions are delivered.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Destination {
+    Conduit(String),
+    Webhook { callback: String, secret: String },
+}
+
+impl Destination {
+    fn transport(&self) -> Transport {
+        match self {
+            Self::Conduit(id) => Transport {
+                method: "conduit".into(),
+                conduit_id: Some(id.clone()),
+                ..Transport::default()
+            },
+            Self::Webhook { callback, secret } => Transport {
+                method: "webhook".into(),
+                callback: Some(callback.clone()),
+                secret: Some(secret.clone()),
+                ..Transport::default()
+            },
+        }
+    }
+
+    fn owns(&self, t: &Transport) -> bool {
+        match self {
+            Self::Conduit(id) => t.method == "conduit" && t.conduit_id.as_deref() == Some(id),
+            Self::Webhook { callback, .. } => {
+                t.method == "webhook" && t.callback.as_deref() == Some(callback)
+            }
+        }
+    }
+}
+
+/// Statuses in which a subscription delivers, or will once verified.
+fn healthy(status: &str) -> bool {
+    matches!(status, "enabled" | "webhook_callback_verification_pending")
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Subscribed {
+    #[serde(flatten)]
+    pub want: Want,
+    pub id: String,
+    pub status: String,
+    pub cost: i64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct NotSubscribed {
+    #[serde(flatten)]
+    pub want: Want,
+    pub reason: String,
+    /// When the next attempt is due.
+    pub retry_at: Option<DateTime<Utc>>,
+}
+
+/// What is subscribed, what is not and why: for operators (JSON) and metrics.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Status {
+    pub streamers: usize,
+    pub subscribed: Vec<Subscribed>,
+    pub not_subscribed: Vec<NotSubscribed>,
+    /// Ours, no longer wanted, kept until their grace period ends.
+    pub unwanted: Vec<String>,
+    pub total_cost: i64,
+    pub max_total_cost: i64,
+    pub last_reconcile: Option<DateTime<Utc>>,
+    pub last_error: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Retry {
+    at: Instant,
+    wait: Duration,
+}
+
+pub struct Manager {
+    helix: Arc<HelixClient>,
+    app: Arc<dyn TokenSource>,
+    destination: Destination,
+    /// How long a subscription nobody wants is kept (a viewer may come back).
+    grace: Duration,
+    unwanted_since: HashMap<String, Instant>,
+    retries: HashMap<Want, Retry>,
+    reasons: HashMap<Want, String>,
+}
+
+const FIRST_RETRY: Duration = Duration::from_secs(5);
+const MAX_RETRY: Duration = Duration::from_secs(600);
+
+impl Manager {
+    pub fn new(
+        helix: Arc<HelixClient>,
+        app: Arc<dyn TokenSource>,
+        destination: Destination,
+        grace: Duration,
+    ) -> Self {
+        Self {
+            helix,
+            app,
+            destination,
+            grace,
+            unwanted_since: HashMap::new(),
+            retries: HashMap::new(),
+            reasons: HashMap::new(),
+        }
+    }
+
+    fn backoff(&mut self, want: &Want, reason: String) {
+        let wait = self
+            .retries
+            .get(want)
+            .map_or(FIRST_RETRY, |r| (r.wait * 2).min(MAX_RETRY));
+        self.retries.insert(
+            want.clone(),
+            Retry {
+                at: Instant::now() + wait,
+                wait,
+            },
+        );
+        self.reasons.insert(want.clone(), reason);
+    }
+
+    /// One pass toward the desired set for `streamers`.
+    pub async fn reconcile(&mut self, streamers: &[String]) -> Result<Status, HelixError> {
+        let (app_source, helix) = (self.app.clone(), self.helix.clone());
+        let app = app_source.as_ref();
+        let actual = helix
+            .list_all_subscriptions(app, &SubscriptionFilter::None)
+            .await?;
+        let ours: Vec<&Subscription> = actual
+            .iter()
+            .filter(|s| self.destination.owns(&s.transport))
+            .collect();
+        let desired = wants(streamers);
+        let mut status = Status {
+            streamers: streamers.len(),
+            ..Status::default()
+        };
+        let mut max_total_cost = 10_000;
+        let mut total_cost: i64 = ours
+            .iter()
+            .filter(|s| healthy(&s.status))
+            .map(|s| s.cost)
+            .sum();
+
+        // Ours that nobody wants: deleted once the grace period is over.
+        let now = Instant::now();
+        for s in &ours {
+            if desired.iter().any(|w| w.matches(s)) {
+                self.unwanted_since.remove(&s.id);
+                continue;
+            }
+            let since = *self.unwanted_since.entry(s.id.clone()).or_insert(now);
+            if now.duration_since(since) >= self.grace || !healthy(&s.status) {
+                match helix.delete_subscription(app, &s.id).await {
+                    Ok(()) | Err(HelixError::NotFound(_)) => {
+                        self.unwanted_since.remove(&s.id);
+                        if healthy(&s.status) {
+                            total_cost -= s.cost;
+                        }
+                    }
+                    Err(e) => status.last_error = Some(format!("deleting {}: {e}", s.id)),
+                }
+            } else {
+                status.unwanted.push(s.id.clone());
+            }
+        }
+        self.unwanted_since
+            .retain(|id, _| ours.iter().any(|s| &s.id == id));
+
+        for want in desired {
+            if let Some(s) = ours.iter().find(|s| want.matches(s) && healthy(&s.status)) {
+                self.retries.remove(&want);
+                self.reasons.remove(&want);
+                status.subscribed.push(Subscribed {
+                    want,
+                    id: s.id.clone(),
+                    status: s.status.clone(),
+                    cost: s.cost,
+                });
+                continue;
+            }
+            if let Some(r) = self.retries.get(&want).copied()
+                && r.at > Instant::now()
+            {
+                let reason = self.reasons.get(&want).cloned().unwrap_or_default();
+                let retry_at = Utc::now()
+                    + chrono::Duration::from_std(r.at - Instant::now()).unwrap_or_default();
+                status.not_subscribed.push(NotSubscribed {
+                    want,
+                    reason,
+                    retry_at: Some(retry_at),
+                });
+                continue;
+            }
+            // Disabled or revoked by Twitch: replace it.
+            for dead in ours
+                .iter()
+                .filter(|s| want.matches(s) && !healthy(&s.status))
+            {
+                let _ = helix.delete_subscription(app, &dead.id).await;
+            }
+            if total_cost + 1 > max_total_cost {
+                let reason = format!("cost budget exhausted ({total_cost} of {max_total_cost})");
+                self.backoff(&want, reason.clone());
+                status.not_subscribed.push(NotSubscribed {
+                    want,
+                    reason,
+                    retry_at: None,
+                });
+                continue;
+            }
+            let req = CreateSubscription {
+                kind: want.kind.clone(),
+                version: want.version.clone(),
+                condition: Value::Object(want.condition()),
+                transport: self.destination.transport(),
+            };
+            match helix.create_subscription(app, &req).await {
+                Ok(created) => {
+                    max_total_cost = created.max_total_cost.max(1);
+                    total_cost = created.total_cost;
+                    if let Some(s) = created.data.into_iter().next() {
+                        self.retries.remove(&want);
+                        self.reasons.remove(&want);
+                        status.subscribed.push(Subscribed {
+                            want,
+                            id: s.id,
+                            status: s.status,
+                            cost: s.cost,
+                        });
+                    }
+                }
+                // Someone (another instance) created it meanwhile: adopt it next pass.
+                Err(HelixError::Conflict(_)) => {}
+                Err(e) => {
+                    let reason = e.to_string();
+                    tracing::warn!(error = %reason, kind = %want.kind, streamer = %want.streamer_id, "could not subscribe");
+                    self.backoff(&want, reason.clone());
+                    status.not_subscribed.push(NotSubscribed {
+                        want,
+                        reason,
+                        retry_at: None,
+                    });
+                }
+            }
+        }
+        status.total_cost = total_cost;
+        status.max_total_cost = max_total_cost;
+        status.last_reconcile = Some(Utc::now());
+        Ok(status)
+    }
+
+    /// Counts by status, for metrics.
+    pub fn summary(status: &Status) -> BTreeMap<&'static str, usize> {
+        BTreeMap::from([
+            ("subscribed", status.subscribed.len()),
+            ("not_subscribed", status.not_subscribed.len()),
+            ("unwanted", status.unwanted.len()),
+        ])
+    }
+}
