@@ -4,6 +4,7 @@
 
 pub mod cli;
 pub mod config;
+pub mod connector;
 pub mod demo;
 pub mod events;
 pub mod live;

@@ -37,6 +37,9 @@ pub struct Metrics {
     pub events_duplicate: Counter,
     pub events_published: Counter,
     pub viewer_sockets_open: Gauge,
+    /// EventSub subscriptions by state (subscribed, not_subscribed, unwanted).
+    pub subscriptions: Family<KindLabels, Gauge>,
+    pub eventsub_notifications: Counter,
 }
 
 impl Metrics {
@@ -92,8 +95,22 @@ impl Metrics {
             "Open viewer WebSocket connections",
             viewer_sockets_open.clone(),
         );
+        let subscriptions = Family::<KindLabels, Gauge>::default();
+        registry.register(
+            "eventsub_subscriptions",
+            "Public-tier EventSub subscriptions by state (label kind)",
+            subscriptions.clone(),
+        );
+        let eventsub_notifications = Counter::default();
+        registry.register(
+            "eventsub_notifications",
+            "EventSub notifications received over WebSocket shards",
+            eventsub_notifications.clone(),
+        );
         Self {
             registry,
+            subscriptions,
+            eventsub_notifications,
             http_requests,
             http_request_seconds,
             connections_open,

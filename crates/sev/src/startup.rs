@@ -68,6 +68,8 @@ impl App {
             metrics,
             shutdown: CancellationToken::new(),
             eventsub_secret: eventsub_secret.clone(),
+            subscriptions: Arc::default(),
+            resubscribe: Arc::default(),
         };
         Ok(Self {
             listener,
@@ -117,6 +119,9 @@ impl App {
         let serve =
             axum::serve(listener, router).with_graceful_shutdown(token.clone().cancelled_owned());
         let mut server = tokio::spawn(async move { serve.await });
+        // The public tier's connector, when there is a Twitch to talk to.
+        let connector = (!state.config.twitch.client_id.is_empty())
+            .then(|| tokio::spawn(crate::connector::run(state.clone())));
         drop(state);
 
         let mut failure = None;
@@ -134,6 +139,13 @@ impl App {
         if !server.is_finished() && tokio::time::timeout(DRAIN, &mut server).await.is_err() {
             tracing::warn!("requests still running after {DRAIN:?}; closing their connections");
             server.abort();
+        }
+        if let Some(c) = connector
+            && tokio::time::timeout(Duration::from_millis(500), c)
+                .await
+                .is_err()
+        {
+            tracing::warn!("the EventSub connector did not stop in time");
         }
         // The router (and with it the last event-log handle) is gone: the writer drains what
         // was queued and stops.

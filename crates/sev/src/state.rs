@@ -22,4 +22,8 @@ pub struct AppState {
     pub shutdown: CancellationToken,
     /// The secret EventSub webhook signatures are checked with.
     pub eventsub_secret: secrecy::SecretString,
+    /// The subscription manager's last report (`GET /admin/subscriptions`).
+    pub subscriptions: Arc<std::sync::RwLock<Option<sev_pipeline::Status>>>,
+    /// Wakes the subscription manager (favorites changed, a subscription was revoked).
+    pub resubscribe: Arc<tokio::sync::Notify>,
 }

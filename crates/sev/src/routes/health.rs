@@ -19,6 +19,7 @@ pub fn router() -> Router<AppState> {
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
+        .route("/admin/subscriptions", get(subscriptions))
 }
 
 async fn healthz() -> impl IntoResponse {
@@ -72,5 +73,22 @@ async fn metrics(State(state): State<AppState>) -> Response {
         )
             .into_response(),
         Err(_) => StatusCode::INTERNAL_SERVER_ERROR.into_response(),
+    }
+}
+
+/// What the subscription manager keeps, what it could not and why.
+async fn subscriptions(State(state): State<AppState>) -> Response {
+    let status = state
+        .subscriptions
+        .read()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .clone();
+    match status {
+        Some(s) => axum::Json(s).into_response(),
+        None => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            axum::Json(json!({"status": "the subscription manager has not reported yet"})),
+        )
+            .into_response(),
     }
 }

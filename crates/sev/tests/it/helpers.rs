@@ -35,6 +35,76 @@ pub async fn spawn_app() -> Result<TestApp> {
 pub async fn spawn_app_with(adjust: impl FnOnce(Settings) -> Settings) -> Result<TestApp> {
     let dir = tempfile::tempdir()?;
     let config = Config::from_settings(adjust(settings(&dir)), Mode::Demo)?;
+    launch(config, dir).await
+}
+
+/// The app and a simulator of its own, wired as `sev demo` wires them.
+pub async fn spawn_app_with_sim(sim_config: sev_sim::SimConfig) -> Result<(TestApp, Sim)> {
+    let dir = tempfile::tempdir()?;
+    let sim = sev_sim::Sim::bind("127.0.0.1:0".parse()?, sim_config.clone()).await?;
+    let addr = sim.local_addr()?;
+    let handle = sim.handle();
+    tokio::spawn(sim.run(std::future::pending()));
+    let mut config = Config::from_settings(settings(&dir), Mode::Demo)?;
+    sev::demo::use_simulator(&mut config, addr, &sim_config)?;
+    let app = launch(config, dir).await?;
+    Ok((
+        app,
+        Sim {
+            base: url::Url::parse(&format!("http://{addr}"))?,
+            handle,
+        },
+    ))
+}
+
+/// A simulator started for a test.
+pub struct Sim {
+    pub base: url::Url,
+    pub handle: sev_sim::SimHandle,
+}
+
+impl Sim {
+    pub async fn subscriptions(&self) -> Result<Vec<serde_json::Value>> {
+        let v: serde_json::Value = reqwest::get(self.base.join("/_sim/subscriptions")?)
+            .await?
+            .json()
+            .await?;
+        Ok(v["data"]
+            .as_array()
+            .map(|a| a.iter().map(|d| d["subscription"].clone()).collect())
+            .unwrap_or_default())
+    }
+
+    pub fn trigger(&self, t: serde_json::Value) -> Result<serde_json::Value> {
+        let t: sev_sim::Trigger = serde_json::from_value(t)?;
+        self.handle
+            .trigger(&t)
+            .map(|(e, _)| e)
+            .map_err(anyhow::Error::msg)
+    }
+}
+
+/// Polls until `f` holds: for truly asynchronous effects (a subscription created, an event
+/// delivered by another process's connection).
+pub async fn eventually<F, Fut>(what: &str, mut f: F) -> Result<()>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<bool>>,
+{
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+    loop {
+        if f().await? {
+            return Ok(());
+        }
+        anyhow::ensure!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+}
+
+async fn launch(config: Config, dir: tempfile::TempDir) -> Result<TestApp> {
     let app = App::build(config).await?;
     let url = format!("http://127.0.0.1:{}", app.port());
     let state = app.state().clone();

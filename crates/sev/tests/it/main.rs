@@ -6,3 +6,4 @@ mod feed;
 mod helpers;
 mod ops;
 mod pipeline;
+mod twitch;

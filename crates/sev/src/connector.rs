@@ -1,0 +1,177 @@
+//! The public tier's way in: a conduit whose shard is an outbound EventSub WebSocket (the
+//! default; no public HTTPS needed) or webhooks to `POST /eventsub`, and the subscription
+//! manager keeping one subscription per (type, streamer) for every user's favorites.
+//!
+//! Runs until shutdown; Twitch being unreachable is retried with backoff, never fatal.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::Utc;
+use secrecy::ExposeSecret;
+use sev_pipeline::{Destination, Manager};
+use sev_twitch::TwitchUrls;
+use sev_twitch::conduit::{Shard, ShardEvent, ensure_conduit};
+use sev_twitch::helix::{HelixClient, HelixConfig};
+use sev_twitch::oauth::{AppTokenSource, Credentials, OAuthClient, TokenSource};
+use sev_twitch::ws::WsConfig;
+
+use crate::config::EventSubTransport;
+use crate::metrics::KindLabels;
+use crate::state::AppState;
+
+/// How often the manager reconciles when nothing asks it to sooner.
+const RECONCILE_EVERY: Duration = Duration::from_secs(30);
+/// Users seen within this window count as active: their favorites are collected.
+const ACTIVE_WINDOW_DAYS: i64 = 30;
+/// Subscriptions nobody wants any more are kept this long (a viewer may come back).
+const GRACE: Duration = Duration::from_secs(15 * 60);
+
+pub fn urls(state: &AppState) -> TwitchUrls {
+    let t = &state.config.twitch;
+    TwitchUrls {
+        auth: t.auth_url.clone(),
+        helix: t.helix_url.clone(),
+        eventsub_subscriptions: t.eventsub_subscriptions_url.clone(),
+        eventsub_ws: t.eventsub_ws_url.clone(),
+    }
+}
+
+/// Runs the public tier until shutdown.
+pub async fn run(state: AppState) {
+    let http = match sev_twitch::http_client() {
+        Ok(h) => h,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot build an HTTP client; no Twitch events will arrive");
+            return;
+        }
+    };
+    let urls = urls(&state);
+    let credentials = Credentials {
+        client_id: state.config.twitch.client_id.clone(),
+        client_secret: state.config.twitch.client_secret.clone(),
+    };
+    let oauth = OAuthClient::new(http.clone(), urls.clone(), credentials);
+    let app: Arc<dyn TokenSource> = Arc::new(AppTokenSource::new(oauth));
+    let helix = Arc::new(HelixClient::new(
+        http,
+        urls.clone(),
+        state.config.twitch.client_id.clone(),
+        HelixConfig::default(),
+    ));
+
+    let destination = match state.config.eventsub_transport {
+        EventSubTransport::Webhook => Destination::Webhook {
+            callback: crate::config::join(&state.public_url, "eventsub").to_string(),
+            secret: state.eventsub_secret.expose_secret().to_owned(),
+        },
+        EventSubTransport::Conduit => {
+            let mut wait = Duration::from_secs(1);
+            let conduit = loop {
+                match ensure_conduit(&helix, app.as_ref(), 1).await {
+                    Ok(c) => break c,
+                    Err(e) => {
+                        tracing::warn!(error = %e, retry_in = ?wait, "cannot set up the EventSub conduit");
+                        tokio::select! {
+                            () = state.shutdown.cancelled() => return,
+                            () = tokio::time::sleep(wait) => {}
+                        }
+                        wait = (wait * 2).min(Duration::from_secs(60));
+                    }
+                }
+            };
+            tracing::info!(conduit = %conduit.id, "EventSub conduit ready");
+            let shard = Shard::spawn(
+                helix.clone(),
+                app.clone(),
+                conduit.id.clone(),
+                "0".into(),
+                WsConfig::new(urls.eventsub_ws.clone()),
+            );
+            tokio::spawn(consume(state.clone(), shard));
+            Destination::Conduit(conduit.id)
+        }
+    };
+
+    let mut manager = Manager::new(helix, app, destination, GRACE);
+    loop {
+        let since = Utc::now() - chrono::Duration::days(ACTIVE_WINDOW_DAYS);
+        match state.store.wanted_streamers(since).await {
+            Ok(wanted) => match manager.reconcile(&wanted).await {
+                Ok(status) => {
+                    for (name, n) in Manager::summary(&status) {
+                        state
+                            .metrics
+                            .subscriptions
+                            .get_or_create(&KindLabels { kind: name.into() })
+                            .set(i64::try_from(n).unwrap_or(i64::MAX));
+                    }
+                    *state
+                        .subscriptions
+                        .write()
+                        .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(status);
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "reconciling EventSub subscriptions failed; retrying")
+                }
+            },
+            Err(e) => tracing::warn!(error = %e, "reading the wanted streamers failed; retrying"),
+        }
+        tokio::select! {
+            () = state.shutdown.cancelled() => return,
+            () = state.resubscribe.notified() => {}
+            () = tokio::time::sleep(RECONCILE_EVERY) => {}
+        }
+    }
+}
+
+/// Turns the shard's notifications into feed events.
+async fn consume(state: AppState, mut shard: Shard) {
+    loop {
+        let event = tokio::select! {
+            () = state.shutdown.cancelled() => break,
+            e = shard.next_event() => match e { Some(e) => e, None => break },
+        };
+        match event {
+            ShardEvent::Notification {
+                message_id,
+                notification,
+            } => {
+                state.metrics.eventsub_notifications.inc();
+                let Some(normalized) =
+                    sev_pipeline::normalize(&notification, &message_id, Utc::now())
+                else {
+                    continue;
+                };
+                let streamer =
+                    crate::events::streamer_of(&normalized.streamer_id, &notification.raw_event);
+                // Over a WebSocket there is no acknowledgement to withhold: a failed write is
+                // logged, and the viewer's resync from the store cannot bring it back.
+                match state.events.ingest(vec![normalized.into_new_event()]).await {
+                    Ok(_) => {
+                        if let Some(s) = streamer {
+                            state.events.remember_streamer(s).await;
+                        }
+                    }
+                    Err(e) => {
+                        tracing::error!(error = %e, %message_id, "could not store an EventSub notification")
+                    }
+                }
+            }
+            ShardEvent::Revocation(s) => {
+                tracing::warn!(id = %s.id, status = %s.status, "Twitch revoked a subscription; repairing");
+                state.resubscribe.notify_one();
+            }
+            ShardEvent::Attached { session_id } => {
+                tracing::info!(%session_id, "EventSub shard attached")
+            }
+            ShardEvent::AttachFailed { error, .. } => {
+                tracing::warn!(%error, "attaching the EventSub shard failed; retrying")
+            }
+            ShardEvent::Lost(reason) => {
+                tracing::warn!(?reason, "EventSub shard lost; reconnecting")
+            }
+        }
+    }
+    shard.stop().await;
+}
