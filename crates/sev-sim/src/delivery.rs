@@ -327,6 +327,53 @@ pub async fn send_revocation(state: &Shared, sub: &Subscription, secret: &str) {
                 )));
             }
         }
+        // A conduit's revocation goes to one of its enabled shards.
+        "conduit" => {
+            let Some(shard) = sub
+                .transport
+                .conduit_id
+                .as_deref()
+                .and_then(|c| pick_shard(state, c, None))
+            else {
+                return;
+            };
+            match (
+                shard.transport.session_id.as_deref(),
+                &shard.transport.callback,
+                &shard.secret,
+            ) {
+                (Some(sid), _, _) => {
+                    let st = lock(state);
+                    if let Some(s) = st.eventsub.sessions.get(sid) {
+                        let _ = s.tx.send(Outbound::Frame(ws_frame(
+                            &message_id,
+                            "revocation",
+                            sub,
+                            json!({"subscription": sub}),
+                        )));
+                    }
+                }
+                (None, Some(callback), Some(secret)) => {
+                    let body =
+                        serde_json::to_vec(&json!({"subscription": sub})).unwrap_or_default();
+                    let client = http(state);
+                    let _ = post_webhook(
+                        &client,
+                        &Post {
+                            callback,
+                            secret,
+                            message_id: &message_id,
+                            message_type: "revocation",
+                            sub,
+                            retry: 0,
+                        },
+                        &body,
+                    )
+                    .await;
+                }
+                _ => {}
+            }
+        }
         _ => {}
     }
 }

@@ -1,15 +1,12 @@
 //! The feed API and the live WebSocket: pages, cursors, gaps, privacy, gift bombs folded,
 //! resuming with a cursor, and a slow viewer that loses nothing.
 
-use std::time::Duration;
-
-use anyhow::{Context, Result, bail, ensure};
+use anyhow::{Context, Result, ensure};
 use chrono::Utc;
-use futures_util::StreamExt;
 use serde_json::{Value, json};
 use sev_twitch::eventsub::Notification;
 
-use crate::helpers::{TestApp, spawn_app};
+use crate::helpers::{TestApp, connect, next, spawn_app, until_ready};
 
 fn notification(kind: &str, version: &str, event: Value) -> Result<Notification> {
     Ok(Notification::from_value(json!({
@@ -150,43 +147,6 @@ async fn consent_events_stay_private_and_gift_bombs_fold() -> Result<()> {
     ensure!(names == ["Bob", "Cat"], "{names:?}");
     ensure!(page["cursor"] == 4, "the cursor moves past hidden events");
     app.stop().await
-}
-
-type Ws =
-    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
-
-async fn connect(app: &TestApp, after: Option<i64>) -> Result<Ws> {
-    let q = after.map(|a| format!("?after={a}")).unwrap_or_default();
-    let url = format!(
-        "{}/api/v1/streamers/favstreamer/live{q}",
-        app.url.replacen("http", "ws", 1)
-    );
-    Ok(tokio_tungstenite::connect_async(url).await?.0)
-}
-
-async fn next(ws: &mut Ws) -> Result<Value> {
-    loop {
-        let msg = tokio::time::timeout(Duration::from_secs(10), ws.next())
-            .await
-            .context("a message within 10 s")?
-            .context("open")??;
-        if let tokio_tungstenite::tungstenite::Message::Text(t) = msg {
-            return Ok(serde_json::from_str(t.as_str())?);
-        }
-    }
-}
-
-/// Reads until `ready`, returning the events' cursors.
-async fn until_ready(ws: &mut Ws) -> Result<Vec<i64>> {
-    let mut seen = Vec::new();
-    loop {
-        let m = next(ws).await?;
-        match m["type"].as_str() {
-            Some("event") => seen.push(m["event"]["seq"].as_i64().context("seq")?),
-            Some("ready") => return Ok(seen),
-            _ => bail!("unexpected {m}"),
-        }
-    }
 }
 
 #[tokio::test]

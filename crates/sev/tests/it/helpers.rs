@@ -3,6 +3,8 @@
 use std::time::Duration;
 
 use anyhow::{Context, Result};
+use futures_util::StreamExt;
+use serde_json::Value;
 use sev::config::{Config, Mode, Settings};
 use sev::startup::App;
 use sev::state::AppState;
@@ -175,4 +177,41 @@ pub async fn drop_postgres(admin: &str, name: &str) -> Result<()> {
 
 pub fn redis_url() -> String {
     std::env::var("SEV_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into())
+}
+
+pub type Ws =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+pub async fn connect(app: &TestApp, after: Option<i64>) -> Result<Ws> {
+    let q = after.map(|a| format!("?after={a}")).unwrap_or_default();
+    let url = format!(
+        "{}/api/v1/streamers/favstreamer/live{q}",
+        app.url.replacen("http", "ws", 1)
+    );
+    Ok(tokio_tungstenite::connect_async(url).await?.0)
+}
+
+pub async fn next(ws: &mut Ws) -> Result<Value> {
+    loop {
+        let msg = tokio::time::timeout(Duration::from_secs(10), ws.next())
+            .await
+            .context("a message within 10 s")?
+            .context("open")??;
+        if let tokio_tungstenite::tungstenite::Message::Text(t) = msg {
+            return Ok(serde_json::from_str(t.as_str())?);
+        }
+    }
+}
+
+/// Reads until `ready`, returning the events' cursors.
+pub async fn until_ready(ws: &mut Ws) -> Result<Vec<i64>> {
+    let mut seen = Vec::new();
+    loop {
+        let m = next(ws).await?;
+        match m["type"].as_str() {
+            Some("event") => seen.push(m["event"]["seq"].as_i64().context("seq")?),
+            Some("ready") => return Ok(seen),
+            _ => anyhow::bail!("unexpected {m}"),
+        }
+    }
 }

@@ -2,6 +2,7 @@
 
 mod cli;
 mod eventsub;
+mod faults;
 mod feed;
 mod helpers;
 mod ops;
