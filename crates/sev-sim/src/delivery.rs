@@ -289,45 +289,19 @@ async fn record_webhook_outcome(state: &Shared, sub_id: &str, ok: bool) {
     }
 }
 
-/// Tells a subscription's owner it was revoked (webhook POST or WebSocket frame).
+/// Tells a subscription's owner it was revoked: a WebSocket frame, a webhook POST, or for a
+/// conduit either of those on one of its enabled shards.
 pub async fn send_revocation(state: &Shared, sub: &Subscription, secret: &str) {
     let message_id = uuid::Uuid::new_v4().to_string();
-    match sub.transport.method.as_str() {
-        "webhook" => {
-            let body = serde_json::to_vec(&json!({"subscription": sub})).unwrap_or_default();
-            let client = http(state);
-            let callback = sub.transport.callback.clone().unwrap_or_default();
-            let _ = post_webhook(
-                &client,
-                &Post {
-                    callback: &callback,
-                    secret,
-                    message_id: &message_id,
-                    message_type: "revocation",
-                    sub,
-                    retry: 0,
-                },
-                &body,
-            )
-            .await;
-        }
-        "websocket" => {
-            let st = lock(state);
-            if let Some(s) = sub
-                .transport
-                .session_id
-                .as_deref()
-                .and_then(|sid| st.eventsub.sessions.get(sid))
-            {
-                let _ = s.tx.send(Outbound::Frame(ws_frame(
-                    &message_id,
-                    "revocation",
-                    sub,
-                    json!({"subscription": sub}),
-                )));
-            }
-        }
-        // A conduit's revocation goes to one of its enabled shards.
+    let (session, webhook) = match sub.transport.method.as_str() {
+        "webhook" => (
+            None,
+            sub.transport
+                .callback
+                .clone()
+                .map(|cb| (cb, secret.to_owned())),
+        ),
+        "websocket" => (sub.transport.session_id.clone(), None),
         "conduit" => {
             let Some(shard) = sub
                 .transport
@@ -337,44 +311,34 @@ pub async fn send_revocation(state: &Shared, sub: &Subscription, secret: &str) {
             else {
                 return;
             };
-            match (
-                shard.transport.session_id.as_deref(),
-                &shard.transport.callback,
-                &shard.secret,
-            ) {
-                (Some(sid), _, _) => {
-                    let st = lock(state);
-                    if let Some(s) = st.eventsub.sessions.get(sid) {
-                        let _ = s.tx.send(Outbound::Frame(ws_frame(
-                            &message_id,
-                            "revocation",
-                            sub,
-                            json!({"subscription": sub}),
-                        )));
-                    }
-                }
-                (None, Some(callback), Some(secret)) => {
-                    let body =
-                        serde_json::to_vec(&json!({"subscription": sub})).unwrap_or_default();
-                    let client = http(state);
-                    let _ = post_webhook(
-                        &client,
-                        &Post {
-                            callback,
-                            secret,
-                            message_id: &message_id,
-                            message_type: "revocation",
-                            sub,
-                            retry: 0,
-                        },
-                        &body,
-                    )
-                    .await;
-                }
-                _ => {}
-            }
+            (
+                shard.transport.session_id.clone(),
+                shard.transport.callback.clone().zip(shard.secret.clone()),
+            )
         }
-        _ => {}
+        _ => return,
+    };
+    if let Some(sid) = session {
+        let st = lock(state);
+        if let Some(s) = st.eventsub.sessions.get(&sid) {
+            let _ = s.tx.send(Outbound::Frame(ws_frame(
+                &message_id,
+                "revocation",
+                sub,
+                json!({"subscription": sub}),
+            )));
+        }
+    } else if let Some((callback, secret)) = webhook {
+        let body = serde_json::to_vec(&json!({"subscription": sub})).unwrap_or_default();
+        let post = Post {
+            callback: &callback,
+            secret: &secret,
+            message_id: &message_id,
+            message_type: "revocation",
+            sub,
+            retry: 0,
+        };
+        let _ = post_webhook(&http(state), &post, &body).await;
     }
 }
 

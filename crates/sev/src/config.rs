@@ -387,17 +387,7 @@ fn parse_url(name: &'static str, value: &str, schemes: &[&str]) -> Result<Url, C
     Ok(url)
 }
 
-/// `base` + `/path`, whether or not `base` ends with a slash.
-pub fn join(base: &Url, path: &str) -> Url {
-    let mut url = base.clone();
-    let joined = format!(
-        "{}/{}",
-        base.path().trim_end_matches('/'),
-        path.trim_start_matches('/')
-    );
-    url.set_path(&joined);
-    url
-}
+pub use sev_twitch::join;
 
 /// Masks the password of a URL (for logs).
 pub fn redact_url(u: &str) -> String {
