@@ -1,6 +1,7 @@
 //! sev's integration tests: one binary, the real app on port 0.
 
 mod cli;
+mod crash;
 mod eventsub;
 mod faults;
 mod feed;
