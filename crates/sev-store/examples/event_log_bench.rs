@@ -28,7 +28,13 @@ fn event(streamer: usize, n: usize) -> NewEvent {
     }
 }
 
-async fn open(backend: &str) -> anyhow::Result<(Arc<dyn Store>, Option<(String, String)>, Option<tempfile::TempDir>)> {
+async fn open(
+    backend: &str,
+) -> anyhow::Result<(
+    Arc<dyn Store>,
+    Option<(String, String)>,
+    Option<tempfile::TempDir>,
+)> {
     match backend {
         "sqlite" => {
             let dir = tempfile::tempdir()?;
@@ -36,13 +42,20 @@ async fn open(backend: &str) -> anyhow::Result<(Arc<dyn Store>, Option<(String, 
             Ok((sev_store::connect(&url).await?, None, Some(dir)))
         }
         _ => {
-            let admin = std::env::var("SEV_TEST_POSTGRES_URL").unwrap_or_else(|_| "postgres://postgres:postgres@127.0.0.1:5432/postgres".into());
+            let admin = std::env::var("SEV_TEST_POSTGRES_URL")
+                .unwrap_or_else(|_| "postgres://postgres:postgres@127.0.0.1:5432/postgres".into());
             let name = format!("sev_bench_{}", uuid::Uuid::new_v4().simple());
             let mut conn = sqlx::PgConnection::connect(&admin).await?;
-            sqlx::query(&format!("create database {name}")).execute(&mut conn).await?;
+            sqlx::query(&format!("create database {name}"))
+                .execute(&mut conn)
+                .await?;
             let mut url = url::Url::parse(&admin)?;
             url.set_path(&name);
-            Ok((sev_store::connect(url.as_str()).await?, Some((admin, name)), None))
+            Ok((
+                sev_store::connect(url.as_str()).await?,
+                Some((admin, name)),
+                None,
+            ))
         }
     }
 }
@@ -51,7 +64,9 @@ async fn close(store: Arc<dyn Store>, drop: Option<(String, String)>) -> anyhow:
     store.close().await;
     if let Some((admin, name)) = drop {
         let mut conn = sqlx::PgConnection::connect(&admin).await?;
-        sqlx::query(&format!("drop database if exists {name} with (force)")).execute(&mut conn).await?;
+        sqlx::query(&format!("drop database if exists {name} with (force)"))
+            .execute(&mut conn)
+            .await?;
     }
     Ok(())
 }
@@ -96,15 +111,23 @@ async fn main() -> anyhow::Result<()> {
     let stored: usize = {
         let mut total = 0;
         for s in 0..8 {
-            total += store.events_after(&format!("{}", 4000 + s), 0, 1).await?.last_seq as usize;
+            total += store
+                .events_after(&format!("{}", 4000 + s), 0, 1)
+                .await?
+                .last_seq as usize;
         }
         total
     };
     close(store, drop).await?;
 
     println!("backend: {backend}");
-    println!("baseline (one transaction per event): {baseline_events} events, {baseline:.0} events/s");
-    println!("group commit ({writers} writers): {} events, {grouped:.0} events/s (stored: {stored})", per_writer * writers);
+    println!(
+        "baseline (one transaction per event): {baseline_events} events, {baseline:.0} events/s"
+    );
+    println!(
+        "group commit ({writers} writers): {} events, {grouped:.0} events/s (stored: {stored})",
+        per_writer * writers
+    );
     println!("ratio: {:.1}x", grouped / baseline);
     Ok(())
 }

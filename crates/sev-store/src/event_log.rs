@@ -133,7 +133,16 @@ async fn writer(store: Arc<dyn Store>, mut rx: mpsc::Receiver<Request>, max_batc
                 next = rx.try_recv().ok();
             }
         }
-        match store.append_batch(&events).await {
+        // A conflict means another instance stored one of these events at the same moment:
+        // a retry finds it and reports the duplicate.
+        let mut result = store.append_batch(&events).await;
+        for _ in 0..3 {
+            if !matches!(result, Err(StoreError::Conflict)) {
+                break;
+            }
+            result = store.append_batch(&events).await;
+        }
+        match result {
             Ok(outcomes) => {
                 for (reply, outcome) in replies.drain(..).zip(outcomes) {
                     // The caller may have gone away (request cancelled); the event is stored anyway.

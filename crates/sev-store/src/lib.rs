@@ -117,6 +117,10 @@ pub enum StoreError {
     Database(#[source] sqlx::Error),
     #[error("stored data is corrupt: {0}")]
     Corrupt(String),
+    /// Another writer stored one of the batch's keys at the same moment; retrying the batch
+    /// sees it and reports a duplicate.
+    #[error("a concurrent writer stored the same event; retry")]
+    Conflict,
 }
 
 impl From<sqlx::Error> for StoreError {
@@ -201,16 +205,70 @@ pub async fn connect(url: &str) -> Result<Arc<dyn Store>> {
 pub(crate) mod plan {
     use super::NewEvent;
 
-    /// Every (event index, key) pair, sorted by key: the order keys are claimed in.
-    pub fn keys_in_lock_order(batch: &[NewEvent]) -> Vec<(usize, &str)> {
-        let mut keys: Vec<(usize, &str)> = batch
+    use std::collections::HashMap;
+
+    /// Every key of the batch, once, sorted.
+    pub fn distinct_keys(batch: &[NewEvent]) -> Vec<&str> {
+        let mut keys: Vec<&str> = batch
             .iter()
-            .enumerate()
-            .flat_map(|(i, e)| e.dedupe_keys.iter().map(move |k| (i, k.as_str())))
+            .flat_map(|e| e.dedupe_keys.iter().map(String::as_str))
             .collect();
-        keys.sort_by(|a, b| a.1.cmp(b.1).then(a.0.cmp(&b.0)));
+        keys.sort_unstable();
         keys.dedup();
         keys
+    }
+
+    /// Decides, in batch order, which events are duplicates: of a stored event (`known`: key →
+    /// streamer and seq), or of an earlier event of this batch (seq still unknown).
+    pub fn duplicates(
+        batch: &[NewEvent],
+        known: &HashMap<String, (String, i64)>,
+    ) -> Vec<super::Dup> {
+        let mut taken: HashMap<&str, &str> = HashMap::new();
+        batch
+            .iter()
+            .map(|e| {
+                let hit = e.dedupe_keys.iter().find_map(|k| match known.get(k) {
+                    Some((streamer, seq)) => Some((streamer.clone(), Some(*seq), k.clone())),
+                    None => taken
+                        .get(k.as_str())
+                        .map(|streamer| ((*streamer).to_owned(), None, k.clone())),
+                });
+                if hit.is_none() {
+                    for k in &e.dedupe_keys {
+                        taken.insert(k, &e.streamer_id);
+                    }
+                }
+                hit
+            })
+            .collect()
+    }
+
+    /// The rows to add to `event_dedupe`: every key not stored before, pointing at the event
+    /// it now stands for (the event itself, or the one it duplicates), sorted by key.
+    pub fn key_rows(
+        batch: &[NewEvent],
+        known: &HashMap<String, (String, i64)>,
+        outcomes: &[super::Appended],
+    ) -> Vec<(String, String, i64)> {
+        let mut rows: HashMap<&str, (String, i64)> = HashMap::new();
+        for (e, o) in batch.iter().zip(outcomes) {
+            let target = match o {
+                super::Appended::Stored(s) => (s.streamer_id.clone(), s.seq),
+                super::Appended::Duplicate { streamer_id, seq } => (streamer_id.clone(), *seq),
+            };
+            for k in &e.dedupe_keys {
+                if !known.contains_key(k) {
+                    rows.entry(k.as_str()).or_insert_with(|| target.clone());
+                }
+            }
+        }
+        let mut rows: Vec<(String, String, i64)> = rows
+            .into_iter()
+            .map(|(k, (s, q))| (k.to_owned(), s, q))
+            .collect();
+        rows.sort_unstable();
+        rows
     }
 
     /// The streamers of the events to store with how many each, sorted by streamer id.
@@ -259,23 +317,6 @@ pub(crate) fn finish_outcomes(
             (None, None) => Err(StoreError::Corrupt(
                 "event neither stored nor duplicate".into(),
             )),
-        })
-        .collect()
-}
-
-/// The (key, streamer, seq) each claimed key must point at once the batch's outcome is known.
-pub(crate) fn claimed_targets(
-    claimed: &[(usize, String)],
-    outcomes: &[Appended],
-) -> Vec<(String, String, i64)> {
-    claimed
-        .iter()
-        .filter_map(|(i, key)| {
-            let (streamer, seq) = match outcomes.get(*i)? {
-                Appended::Stored(e) => (e.streamer_id.clone(), e.seq),
-                Appended::Duplicate { streamer_id, seq } => (streamer_id.clone(), *seq),
-            };
-            Some((key.clone(), streamer, seq))
         })
         .collect()
 }

@@ -1,12 +1,13 @@
 //! The embedded backend: one SQLite file in WAL mode.
 
+use std::collections::HashMap;
 use std::str::FromStr;
 use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::{DateTime, NaiveDateTime, Utc};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::{Row, SqlitePool};
+use sqlx::{QueryBuilder, Row, SqlitePool};
 
 use crate::{
     Appended, Backend, EventPage, NewEvent, Result, Store, StoreError, StoredEvent, Streamer,
@@ -25,6 +26,9 @@ fn parse_ts(s: &str) -> Result<DateTime<Utc>> {
         .map(|t| t.and_utc())
         .map_err(|e| StoreError::Corrupt(format!("timestamp {s:?}: {e}")))
 }
+
+/// Bind parameters per statement stay well under both databases' limits.
+const CHUNK: usize = 2000;
 
 pub struct SqliteStore {
     pool: SqlitePool,
@@ -84,42 +88,41 @@ impl Store for SqliteStore {
     }
 
     async fn append_batch(&self, batch: &[NewEvent]) -> Result<Vec<Appended>> {
+        if batch.is_empty() {
+            return Ok(Vec::new());
+        }
         let now = Utc::now();
         // IMMEDIATE takes the write lock up front: a deferred transaction that reads first
         // could fail with SQLITE_BUSY on upgrade instead of waiting.
         let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
 
-        let mut dup: Vec<crate::Dup> = vec![None; batch.len()];
-        let mut claimed: Vec<(usize, String)> = Vec::new();
-        for (i, key) in plan::keys_in_lock_order(batch) {
-            let got = sqlx::query(
-                "insert into event_dedupe (key, streamer_id, seq, created_at) values (?, ?, null, ?)
-                 on conflict (key) do nothing",
-            )
-            .bind(key)
-            .bind(&batch[i].streamer_id)
-            .bind(ts(now))
-            .execute(&mut *tx)
-            .await?
-            .rows_affected()
-                == 1;
-            if got {
-                claimed.push((i, key.to_owned()));
-            } else if dup[i].is_none() {
-                let row = sqlx::query("select streamer_id, seq from event_dedupe where key = ?")
-                    .bind(key)
-                    .fetch_one(&mut *tx)
-                    .await?;
-                dup[i] = Some((
-                    row.try_get("streamer_id")?,
-                    row.try_get("seq")?,
-                    key.to_owned(),
-                ));
+        // 1. Which of the batch's keys are stored already. A handful of statements per batch,
+        // not per event: that is what makes group commit pay off.
+        let mut known = HashMap::new();
+        for chunk in plan::distinct_keys(batch).chunks(CHUNK) {
+            let mut q = QueryBuilder::<sqlx::Sqlite>::new(
+                "select key, streamer_id, seq from event_dedupe where key in (",
+            );
+            let mut list = q.separated(", ");
+            for k in chunk {
+                list.push_bind(*k);
+            }
+            list.push_unseparated(")");
+            for row in q.build().fetch_all(&mut *tx).await? {
+                let seq: Option<i64> = row.try_get("seq")?;
+                if let Some(seq) = seq {
+                    known.insert(
+                        row.try_get::<String, _>("key")?,
+                        (row.try_get::<String, _>("streamer_id")?, seq),
+                    );
+                }
             }
         }
+        let dup = plan::duplicates(batch, &known);
 
+        // 2. Cursors, one statement per streamer in the batch, in a fixed order.
         let to_store: Vec<bool> = dup.iter().map(Option::is_none).collect();
-        let mut next_seq = std::collections::HashMap::new();
+        let mut next_seq = HashMap::new();
         for (streamer, n) in plan::streamer_counts(batch, &to_store) {
             let last: i64 = sqlx::query_scalar(
                 "insert into streamer_cursors (streamer_id, last_seq) values (?, ?)
@@ -133,7 +136,9 @@ impl Store for SqliteStore {
             next_seq.insert(streamer, last - n + 1);
         }
 
+        // 3. The events.
         let mut stored = Vec::with_capacity(batch.len());
+        let mut rows = Vec::new();
         for (e, keep) in batch.iter().zip(&to_store) {
             if !keep {
                 stored.push(None);
@@ -144,20 +149,7 @@ impl Store for SqliteStore {
                 .ok_or_else(|| StoreError::Corrupt("no cursor for streamer".into()))?;
             let seq = *slot;
             *slot += 1;
-            sqlx::query(
-                "insert into events (streamer_id, seq, id, kind, occurred_at, received_at, dedupe_key, payload)
-                 values (?, ?, ?, ?, ?, ?, ?, ?)",
-            )
-            .bind(&e.streamer_id)
-            .bind(seq)
-            .bind(e.id.to_string())
-            .bind(&e.kind)
-            .bind(ts(e.occurred_at))
-            .bind(ts(now))
-            .bind(e.dedupe_keys.first())
-            .bind(e.payload.to_string())
-            .execute(&mut *tx)
-            .await?;
+            rows.push((e, seq));
             stored.push(Some(StoredEvent {
                 streamer_id: e.streamer_id.clone(),
                 seq,
@@ -168,15 +160,42 @@ impl Store for SqliteStore {
                 payload: e.payload.clone(),
             }));
         }
+        for chunk in rows.chunks(CHUNK / 8) {
+            let mut q = QueryBuilder::<sqlx::Sqlite>::new(
+                "insert into events (streamer_id, seq, id, kind, occurred_at, received_at, dedupe_key, payload) ",
+            );
+            q.push_values(chunk, |mut b, (e, seq)| {
+                b.push_bind(&e.streamer_id)
+                    .push_bind(*seq)
+                    .push_bind(e.id.to_string())
+                    .push_bind(&e.kind)
+                    .push_bind(ts(e.occurred_at))
+                    .push_bind(ts(now))
+                    .push_bind(e.dedupe_keys.first())
+                    .push_bind(e.payload.to_string());
+            });
+            q.build().execute(&mut *tx).await?;
+        }
         let outcomes = finish_outcomes(batch, dup, stored)?;
-        // Every key claimed now points at its event: a stored one, or the one it duplicates.
-        for (key, streamer, seq) in crate::claimed_targets(&claimed, &outcomes) {
-            sqlx::query("update event_dedupe set streamer_id = ?, seq = ? where key = ?")
-                .bind(streamer)
-                .bind(seq)
-                .bind(key)
-                .execute(&mut *tx)
-                .await?;
+
+        // 4. The new keys, each pointing at the event it stands for. A key another writer
+        // stored since step 1 makes the batch fail whole, and the writer retries it.
+        let keys = plan::key_rows(batch, &known, &outcomes);
+        for chunk in keys.chunks(CHUNK / 4) {
+            let mut q = QueryBuilder::<sqlx::Sqlite>::new(
+                "insert into event_dedupe (key, streamer_id, seq, created_at) ",
+            );
+            q.push_values(chunk, |mut b, (key, streamer, seq)| {
+                b.push_bind(key)
+                    .push_bind(streamer)
+                    .push_bind(*seq)
+                    .push_bind(ts(now));
+            });
+            q.push(" on conflict (key) do nothing");
+            let inserted = q.build().execute(&mut *tx).await?.rows_affected();
+            if inserted != chunk.len() as u64 {
+                return Err(StoreError::Conflict);
+            }
         }
         tx.commit().await?;
         Ok(outcomes)

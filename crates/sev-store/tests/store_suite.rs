@@ -443,6 +443,52 @@ async fn favorites_make_the_wanted_set(db: &mut TestDb) -> Result<()> {
     Ok(())
 }
 
+async fn two_writers_racing_on_the_same_events_store_each_once(db: &mut TestDb) -> Result<()> {
+    // Two instances receiving the same deliveries at the same moment.
+    let other = sev_store::connect(&db.url).await?;
+    let (a, wa) = EventLog::start(
+        db.store.clone(),
+        EventLogConfig {
+            max_batch: 16,
+            queue: 64,
+        },
+    );
+    let (b, wb) = EventLog::start(
+        other.clone(),
+        EventLogConfig {
+            max_batch: 16,
+            queue: 64,
+        },
+    );
+    let run = |log: EventLog| {
+        tokio::spawn(async move {
+            let mut out = Vec::new();
+            for n in 0..200 {
+                let e = event("77", "e", Some(&format!("race-{n}")), n);
+                out.push(match log.append(e).await? {
+                    Appended::Stored(s) => s.seq,
+                    Appended::Duplicate { seq, .. } => seq,
+                });
+            }
+            Ok::<_, anyhow::Error>(out)
+        })
+    };
+    let (ra, rb) = (run(a.clone()), run(b.clone()));
+    let (sa, sb) = (ra.await??, rb.await??);
+    ensure!(sa == sb, "both writers agree on every event's cursor");
+    let page = db.store.events_after("77", 0, 1000).await?;
+    ensure!(
+        page.events.len() == 200 && page.last_seq == 200,
+        "each stored once: {}",
+        page.events.len()
+    );
+    drop((a, b));
+    wa.await?;
+    wb.await?;
+    other.close().await;
+    Ok(())
+}
+
 async fn ping_and_close(db: &mut TestDb) -> Result<()> {
     db.store.ping().await?;
     db.store.close().await;
@@ -488,5 +534,6 @@ all_backends!(
     group_commit_keeps_each_writers_order,
     streamers_are_found_by_login,
     favorites_make_the_wanted_set,
+    two_writers_racing_on_the_same_events_store_each_once,
     ping_and_close,
 );
