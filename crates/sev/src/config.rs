@@ -101,6 +101,11 @@ pub struct Settings {
         hide_env_values = true
     )]
     pub eventsub_secret: Option<String>,
+
+    /// Days of history kept per streamer; older events are deleted, and a viewer whose cursor
+    /// is older is told about the gap. 0 keeps everything [default: 30]
+    #[arg(long, env = "SEV_RETENTION_DAYS", value_name = "DAYS")]
+    pub retention_days: Option<String>,
 }
 
 impl Settings {
@@ -123,7 +128,8 @@ impl Settings {
             twitch_eventsub_subscriptions_url,
             twitch_eventsub_ws_url,
             eventsub_transport,
-            eventsub_secret
+            eventsub_secret,
+            retention_days
         )
     }
 }
@@ -183,6 +189,8 @@ pub struct Config {
     pub eventsub_transport: EventSubTransport,
     /// `None`: generated once and kept in the data dir (see [`Config::eventsub_secret`]).
     pub eventsub_secret: Option<SecretString>,
+    /// `None`: keep every event.
+    pub retention: Option<chrono::Duration>,
 }
 
 /// Which command the configuration is for: the demo brings its own Twitch.
@@ -346,7 +354,19 @@ impl Config {
             .map(|v| check_eventsub_secret(&v).map(|()| SecretString::from(v)))
             .transpose()?;
 
+        let retention = match s.retention_days.as_deref().unwrap_or("30").parse::<u32>() {
+            Ok(0) => None,
+            Ok(days) => Some(chrono::Duration::days(i64::from(days))),
+            Err(_) => {
+                return Err(bad(
+                    "retention_days",
+                    "expected a whole number of days (0 keeps everything)",
+                ));
+            }
+        };
+
         Ok(Self {
+            retention,
             listen,
             public_url,
             data_dir,
@@ -515,6 +535,7 @@ mod tests {
         );
         assert_eq!(c.eventsub_transport, EventSubTransport::Conduit);
         assert!(c.redis_url.is_none());
+        assert_eq!(c.retention, Some(chrono::Duration::days(30)));
     }
 
     #[test]
@@ -596,6 +617,13 @@ mod tests {
                     ..Default::default()
                 },
                 "eventsub_transport",
+            ),
+            (
+                Settings {
+                    retention_days: Some("a week".into()),
+                    ..Default::default()
+                },
+                "retention_days",
             ),
         ];
         for (s, name) in cases {

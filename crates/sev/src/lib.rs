@@ -9,6 +9,7 @@ pub mod demo;
 pub mod events;
 pub mod live;
 pub mod metrics;
+pub mod retention;
 pub mod routes;
 pub mod startup;
 pub mod state;

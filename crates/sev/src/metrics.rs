@@ -40,6 +40,7 @@ pub struct Metrics {
     /// EventSub subscriptions by state (subscribed, not_subscribed, unwanted).
     pub subscriptions: Family<KindLabels, Gauge>,
     pub eventsub_notifications: Counter,
+    pub events_pruned: Counter,
 }
 
 impl Metrics {
@@ -107,8 +108,15 @@ impl Metrics {
             "EventSub notifications received over WebSocket shards",
             eventsub_notifications.clone(),
         );
+        let events_pruned = Counter::default();
+        registry.register(
+            "events_pruned",
+            "Events deleted by the retention window",
+            events_pruned.clone(),
+        );
         Self {
             registry,
+            events_pruned,
             subscriptions,
             eventsub_notifications,
             http_requests,

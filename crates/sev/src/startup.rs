@@ -122,6 +122,7 @@ impl App {
         // The public tier's connector, when there is a Twitch to talk to.
         let connector = (!state.config.twitch.client_id.is_empty())
             .then(|| tokio::spawn(crate::connector::run(state.clone())));
+        let retention = tokio::spawn(crate::retention::run(state.clone()));
         drop(state);
 
         let mut failure = None;
@@ -146,6 +147,12 @@ impl App {
                 .is_err()
         {
             tracing::warn!("the EventSub connector did not stop in time");
+        }
+        if tokio::time::timeout(Duration::from_millis(500), retention)
+            .await
+            .is_err()
+        {
+            tracing::warn!("the retention task did not stop in time");
         }
         // The router (and with it the last event-log handle) is gone: the writer drains what
         // was queued and stops.

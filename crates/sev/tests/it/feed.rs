@@ -229,3 +229,18 @@ async fn a_slow_viewer_is_resynced_and_loses_nothing() -> Result<()> {
     );
     app.stop().await
 }
+
+#[tokio::test]
+async fn the_retention_window_prunes_and_readers_are_told() -> Result<()> {
+    let app = spawn_app().await?;
+    titles(&app, 3).await?;
+    let pruned =
+        sev::retention::prune(&app.state, Utc::now() + chrono::Duration::seconds(1)).await?;
+    ensure!(pruned == 3);
+    titles(&app, 1).await?;
+    let (_, page) = get(&app, "?after=0").await?;
+    ensure!(page["gap"] == true && seqs(&page) == [4], "{page}");
+    let metrics = app.get("/metrics").await?.text().await?;
+    ensure!(metrics.contains("sev_events_pruned_total 3"), "{metrics}");
+    app.stop().await
+}
