@@ -636,19 +636,7 @@ impl HelixClient {
         shard_count: u32,
     ) -> Result<Conduit, HelixError> {
         let body = serde_json::json!({ "shard_count": shard_count });
-        let wire: Wire<Conduit> = self
-            .call(
-                tokens,
-                Method::POST,
-                self.url("eventsub/conduits"),
-                Some(&body),
-            )
-            .await?
-            .ok_or_else(|| HelixError::Decode("empty response".into()))?;
-        wire.data
-            .into_iter()
-            .next()
-            .ok_or_else(|| HelixError::Decode("no conduit in response".into()))
+        self.conduit_call(tokens, Method::POST, &body).await
     }
 
     pub async fn update_conduit(
@@ -658,13 +646,18 @@ impl HelixClient {
         shard_count: u32,
     ) -> Result<Conduit, HelixError> {
         let body = serde_json::json!({ "id": id, "shard_count": shard_count });
+        self.conduit_call(tokens, Method::PATCH, &body).await
+    }
+
+    /// Create or update a conduit: both answer `{"data": [conduit]}`.
+    async fn conduit_call(
+        &self,
+        tokens: &dyn TokenSource,
+        method: Method,
+        body: &Value,
+    ) -> Result<Conduit, HelixError> {
         let wire: Wire<Conduit> = self
-            .call(
-                tokens,
-                Method::PATCH,
-                self.url("eventsub/conduits"),
-                Some(&body),
-            )
+            .call(tokens, method, self.url("eventsub/conduits"), Some(body))
             .await?
             .ok_or_else(|| HelixError::Decode("empty response".into()))?;
         wire.data
