@@ -8,6 +8,11 @@
 //! Delivery is at most once. Whenever a subscriber may have missed messages (it fell behind,
 //! or the Redis connection dropped), it receives [`Delivery::Gap`] and is expected to resync
 //! from the store; the bus never silently skips.
+//!
+//! A new subscription receives everything published after `subscribe` returns. With Redis it
+//! may also receive a message published just before (the upstream channel was still
+//! subscribed for an earlier subscriber); readers already skip what they have seen by its
+//! sequence number, so this costs nothing and needs no extra round trip per subscribe.
 
 mod memory;
 mod redis_bus;
