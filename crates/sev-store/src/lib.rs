@@ -86,6 +86,44 @@ pub struct Streamer {
     pub display_name: String,
 }
 
+/// A sign-in in progress: the OAuth `state` sent to Twitch and the browser it was issued to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LoginState {
+    pub state: String,
+    /// A hash of the nonce cookie set in the browser that started the sign-in.
+    pub browser: String,
+    /// Where to go once signed in (a path on this site).
+    pub return_to: String,
+    pub created_at: DateTime<Utc>,
+}
+
+/// A signed-in browser. The store sees only a hash of the cookie (`id`) and tokens the app
+/// has already sealed (encrypted); it never holds either in clear.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Session {
+    pub id: String,
+    pub user_id: String,
+    /// The token state-changing forms must carry.
+    pub csrf: String,
+    pub access_token: String,
+    pub refresh_token: String,
+    pub token_expires_at: DateTime<Utc>,
+    pub scopes: Vec<String>,
+    pub created_at: DateTime<Utc>,
+    /// When Twitch last confirmed the token (sign-in, or the hourly validation).
+    pub validated_at: DateTime<Utc>,
+}
+
+impl std::fmt::Debug for Session {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Session")
+            .field("user_id", &self.user_id)
+            .field("scopes", &self.scopes)
+            .field("validated_at", &self.validated_at)
+            .finish_non_exhaustive()
+    }
+}
+
 /// What became of one [`NewEvent`] in an append.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Appended {
@@ -180,6 +218,43 @@ pub trait Store: Send + Sync + 'static {
     /// Every streamer some user seen since `active_since` has as a favorite: what sev keeps
     /// subscriptions for.
     async fn wanted_streamers(&self, active_since: DateTime<Utc>) -> Result<Vec<String>>;
+
+    /// The user's favorite streamers that sev knows by name, oldest favorite first.
+    async fn favorite_streamers(&self, user_id: &str) -> Result<Vec<Streamer>>;
+
+    /// Records a sign-in in progress.
+    async fn put_login_state(&self, login: &LoginState) -> Result<()>;
+
+    /// Removes and returns a sign-in in progress: each `state` can be used once.
+    async fn take_login_state(&self, state: &str) -> Result<Option<LoginState>>;
+
+    /// Deletes sign-ins started before `cutoff` and never finished; returns how many.
+    async fn prune_login_states(&self, cutoff: DateTime<Utc>) -> Result<u64>;
+
+    async fn create_session(&self, session: &Session) -> Result<()>;
+
+    async fn session(&self, id: &str) -> Result<Option<Session>>;
+
+    /// Ends one session; returns whether it existed.
+    async fn delete_session(&self, id: &str) -> Result<bool>;
+
+    /// Ends every session of a user (signed out everywhere); returns how many.
+    async fn delete_user_sessions(&self, user_id: &str) -> Result<u64>;
+
+    /// Stores refreshed (sealed) tokens for a session.
+    async fn update_session_tokens(
+        &self,
+        id: &str,
+        access_token: &str,
+        refresh_token: &str,
+        expires_at: DateTime<Utc>,
+    ) -> Result<()>;
+
+    /// Up to `limit` sessions whose token was last validated before `before`, oldest first.
+    async fn sessions_to_validate(&self, before: DateTime<Utc>, limit: u32)
+    -> Result<Vec<Session>>;
+
+    async fn mark_session_validated(&self, id: &str, at: DateTime<Utc>) -> Result<()>;
 
     /// Closes the connections; later calls fail.
     async fn close(&self);

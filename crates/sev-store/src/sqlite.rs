@@ -10,8 +10,8 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 use sqlx::{QueryBuilder, Row, SqlitePool};
 
 use crate::{
-    Appended, Backend, EventPage, NewEvent, Result, Store, StoreError, StoredEvent, Streamer,
-    finish_outcomes, plan,
+    Appended, Backend, EventPage, LoginState, NewEvent, Result, Session, Store, StoreError,
+    StoredEvent, Streamer, finish_outcomes, plan,
 };
 
 /// Timestamps are stored as fixed-width UTC text, so that text order is time order.
@@ -75,6 +75,21 @@ fn row_to_event(row: &sqlx::sqlite::SqliteRow) -> Result<StoredEvent> {
 }
 
 const EVENT_COLUMNS: &str = "streamer_id, seq, id, kind, occurred_at, received_at, payload";
+
+fn row_to_session(r: &sqlx::sqlite::SqliteRow) -> Result<Session> {
+    let scopes: String = r.try_get("scopes")?;
+    Ok(Session {
+        id: r.try_get("id")?,
+        user_id: r.try_get("user_id")?,
+        csrf: r.try_get("csrf")?,
+        access_token: r.try_get("access_token")?,
+        refresh_token: r.try_get("refresh_token")?,
+        token_expires_at: parse_ts(r.try_get("token_expires_at")?)?,
+        scopes: scopes.split_whitespace().map(str::to_owned).collect(),
+        created_at: parse_ts(r.try_get("created_at")?)?,
+        validated_at: parse_ts(r.try_get("validated_at")?)?,
+    })
+}
 
 #[async_trait]
 impl Store for SqliteStore {
@@ -331,6 +346,148 @@ impl Store for SqliteStore {
         .bind(ts(active_since))
         .fetch_all(&self.pool)
         .await?)
+    }
+
+    async fn favorite_streamers(&self, user_id: &str) -> Result<Vec<Streamer>> {
+        let rows = sqlx::query(
+            "select s.id, s.login, s.display_name from favorites f join streamers s on s.id = f.streamer_id where f.user_id = ? order by f.created_at, f.streamer_id",
+        )
+        .bind(user_id)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(Streamer {
+                    id: r.try_get("id")?,
+                    login: r.try_get("login")?,
+                    display_name: r.try_get("display_name")?,
+                })
+            })
+            .collect()
+    }
+
+    async fn put_login_state(&self, l: &LoginState) -> Result<()> {
+        sqlx::query(
+            "insert into login_states (state, browser, return_to, created_at) values (?, ?, ?, ?)",
+        )
+        .bind(&l.state)
+        .bind(&l.browser)
+        .bind(&l.return_to)
+        .bind(ts(l.created_at))
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn take_login_state(&self, state: &str) -> Result<Option<LoginState>> {
+        let row = sqlx::query(
+            "delete from login_states where state = ? returning state, browser, return_to, created_at",
+        )
+        .bind(state)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(|r| {
+            Ok(LoginState {
+                state: r.try_get("state")?,
+                browser: r.try_get("browser")?,
+                return_to: r.try_get("return_to")?,
+                created_at: parse_ts(r.try_get("created_at")?)?,
+            })
+        })
+        .transpose()
+    }
+
+    async fn prune_login_states(&self, cutoff: DateTime<Utc>) -> Result<u64> {
+        let done = sqlx::query("delete from login_states where created_at < ?")
+            .bind(ts(cutoff))
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected())
+    }
+
+    async fn create_session(&self, s: &Session) -> Result<()> {
+        sqlx::query(
+            "insert into sessions (id, user_id, csrf, access_token, refresh_token, token_expires_at, scopes, created_at, validated_at) values (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(&s.id)
+        .bind(&s.user_id)
+        .bind(&s.csrf)
+        .bind(&s.access_token)
+        .bind(&s.refresh_token)
+        .bind(ts(s.token_expires_at))
+        .bind(s.scopes.join(" "))
+        .bind(ts(s.created_at))
+        .bind(ts(s.validated_at))
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn session(&self, id: &str) -> Result<Option<Session>> {
+        let row = sqlx::query("select * from sessions where id = ?")
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(row_to_session).transpose()
+    }
+
+    async fn delete_session(&self, id: &str) -> Result<bool> {
+        let done = sqlx::query("delete from sessions where id = ?")
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    async fn delete_user_sessions(&self, user_id: &str) -> Result<u64> {
+        let done = sqlx::query("delete from sessions where user_id = ?")
+            .bind(user_id)
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected())
+    }
+
+    async fn update_session_tokens(
+        &self,
+        id: &str,
+        access_token: &str,
+        refresh_token: &str,
+        expires_at: DateTime<Utc>,
+    ) -> Result<()> {
+        sqlx::query(
+            "update sessions set access_token = ?, refresh_token = ?, token_expires_at = ? where id = ?",
+        )
+        .bind(access_token)
+        .bind(refresh_token)
+        .bind(ts(expires_at))
+        .bind(id)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn sessions_to_validate(
+        &self,
+        before: DateTime<Utc>,
+        limit: u32,
+    ) -> Result<Vec<Session>> {
+        let rows = sqlx::query(
+            "select * from sessions where validated_at < ? order by validated_at limit ?",
+        )
+        .bind(ts(before))
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(row_to_session).collect()
+    }
+
+    async fn mark_session_validated(&self, id: &str, at: DateTime<Utc>) -> Result<()> {
+        sqlx::query("update sessions set validated_at = ? where id = ?")
+            .bind(ts(at))
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
     }
 
     async fn close(&self) {

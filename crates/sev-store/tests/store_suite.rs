@@ -489,6 +489,144 @@ async fn two_writers_racing_on_the_same_events_store_each_once(db: &mut TestDb) 
     Ok(())
 }
 
+async fn a_login_state_is_taken_once(db: &mut TestDb) -> Result<()> {
+    use sev_store::LoginState;
+    let now = micros_now();
+    let state = |s: &str, at| LoginState {
+        state: s.into(),
+        browser: "browser-hash".into(),
+        return_to: "/s/favstreamer".into(),
+        created_at: at,
+    };
+    db.store.put_login_state(&state("fresh", now)).await?;
+    db.store
+        .put_login_state(&state("stale", now - chrono::Duration::minutes(30)))
+        .await?;
+    ensure!(
+        db.store
+            .put_login_state(&state("fresh", now))
+            .await
+            .is_err(),
+        "a state is issued once"
+    );
+    ensure!(db.store.take_login_state("fresh").await? == Some(state("fresh", now)));
+    ensure!(
+        db.store.take_login_state("fresh").await?.is_none(),
+        "a replayed state finds nothing"
+    );
+    ensure!(db.store.take_login_state("never-issued").await?.is_none());
+    ensure!(
+        db.store
+            .prune_login_states(now - chrono::Duration::minutes(10))
+            .await?
+            == 1
+    );
+    ensure!(db.store.take_login_state("stale").await?.is_none());
+    Ok(())
+}
+
+async fn sessions_end_one_by_one_or_all_at_once(db: &mut TestDb) -> Result<()> {
+    use sev_store::{Session, Streamer};
+    let now = micros_now();
+    for id in ["1", "2"] {
+        db.store
+            .upsert_user(&Streamer {
+                id: id.into(),
+                login: format!("user{id}"),
+                display_name: format!("User{id}"),
+            })
+            .await?;
+    }
+    let session = |id: &str, user: &str, validated| Session {
+        id: id.into(),
+        user_id: user.into(),
+        csrf: format!("csrf-{id}"),
+        access_token: "sealed-access".into(),
+        refresh_token: "sealed-refresh".into(),
+        token_expires_at: now + chrono::Duration::hours(4),
+        scopes: vec!["user:read:chat".into(), "user:read:follows".into()],
+        created_at: now,
+        validated_at: validated,
+    };
+    let hour_ago = now - chrono::Duration::minutes(61);
+    db.store
+        .create_session(&session("a", "1", hour_ago))
+        .await?;
+    db.store.create_session(&session("b", "1", now)).await?;
+    db.store
+        .create_session(&session("c", "2", hour_ago))
+        .await?;
+    ensure!(db.store.session("a").await? == Some(session("a", "1", hour_ago)));
+    ensure!(
+        db.store
+            .create_session(&session("x", "nobody", now))
+            .await
+            .is_err(),
+        "sessions belong to known users"
+    );
+
+    let due = db
+        .store
+        .sessions_to_validate(now - chrono::Duration::hours(1), 10)
+        .await?;
+    let mut due: Vec<_> = due.into_iter().map(|s| s.id).collect();
+    due.sort();
+    ensure!(
+        due == ["a", "c"],
+        "only tokens not validated within the hour: {due:?}"
+    );
+    db.store.mark_session_validated("a", now).await?;
+    db.store
+        .update_session_tokens(
+            "a",
+            "new-access",
+            "new-refresh",
+            now + chrono::Duration::hours(5),
+        )
+        .await?;
+    let a = db.store.session("a").await?.context("still there")?;
+    ensure!(a.validated_at == now && a.access_token == "new-access");
+    ensure!(a.refresh_token == "new-refresh" && a.csrf == "csrf-a");
+
+    ensure!(db.store.delete_session("c").await?);
+    ensure!(
+        !db.store.delete_session("c").await?,
+        "deleting twice finds nothing"
+    );
+    ensure!(
+        db.store.delete_user_sessions("1").await? == 2,
+        "signed out everywhere"
+    );
+    ensure!(db.store.session("a").await?.is_none() && db.store.session("b").await?.is_none());
+    Ok(())
+}
+
+async fn favorite_streamers_have_names(db: &mut TestDb) -> Result<()> {
+    use sev_store::Streamer;
+    let s = |id: &str, login: &str| Streamer {
+        id: id.into(),
+        login: login.into(),
+        display_name: login.to_uppercase(),
+    };
+    db.store.upsert_user(&s("1", "viewer1")).await?;
+    db.store.upsert_streamer(&s("4243", "second")).await?;
+    db.store.upsert_streamer(&s("4242", "first")).await?;
+    db.store.add_favorite("1", "4243").await?;
+    db.store.add_favorite("1", "4242").await?;
+    let names: Vec<String> = db
+        .store
+        .favorite_streamers("1")
+        .await?
+        .into_iter()
+        .map(|s| s.login)
+        .collect();
+    ensure!(
+        names == ["second", "first"],
+        "in the order they were added: {names:?}"
+    );
+    Ok(())
+}
+
 async fn ping_and_close(db: &mut TestDb) -> Result<()> {
     db.store.ping().await?;
     db.store.close().await;
@@ -535,5 +673,13 @@ all_backends!(
     streamers_are_found_by_login,
     favorites_make_the_wanted_set,
     two_writers_racing_on_the_same_events_store_each_once,
+    a_login_state_is_taken_once,
+    sessions_end_one_by_one_or_all_at_once,
+    favorite_streamers_have_names,
     ping_and_close,
 );
+
+/// Now, at the precision both databases keep.
+fn micros_now() -> chrono::DateTime<Utc> {
+    chrono::DateTime::from_timestamp_micros(Utc::now().timestamp_micros()).unwrap_or_else(Utc::now)
+}
