@@ -6,6 +6,7 @@
 
 mod control;
 mod delivery;
+mod embed;
 mod events;
 mod eventsub;
 pub mod generator;
@@ -180,5 +181,6 @@ fn router(state: Shared) -> Router {
         .merge(helix::router(state.clone()))
         .merge(ws::router())
         .merge(control::router())
+        .merge(embed::router())
         .with_state(state)
 }

@@ -207,6 +207,9 @@ pub trait Store: Send + Sync + 'static {
     /// Records a signed-in user (or refreshes their login, name and last visit).
     async fn upsert_user(&self, user: &Streamer) -> Result<()>;
 
+    /// A signed-in user by id.
+    async fn user(&self, id: &str) -> Result<Option<Streamer>>;
+
     /// Adds a favorite streamer for a user (no-op when already there).
     async fn add_favorite(&self, user_id: &str, streamer_id: &str) -> Result<()>;
 

@@ -307,6 +307,21 @@ impl Store for SqliteStore {
         Ok(())
     }
 
+    async fn user(&self, id: &str) -> Result<Option<Streamer>> {
+        let row = sqlx::query("select id, login, display_name from users where id = ?")
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.map(|r| {
+            Ok(Streamer {
+                id: r.try_get("id")?,
+                login: r.try_get("login")?,
+                display_name: r.try_get("display_name")?,
+            })
+        })
+        .transpose()
+    }
+
     async fn add_favorite(&self, user_id: &str, streamer_id: &str) -> Result<()> {
         sqlx::query(
             "insert into favorites (user_id, streamer_id, created_at) values (?, ?, ?)

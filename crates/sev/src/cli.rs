@@ -50,7 +50,7 @@ pub struct DemoArgs {
     #[arg(long, env = "SEV_SIM_LISTEN", value_name = "ADDR")]
     pub sim_listen: Option<String>,
 
-    /// How many events a minute the simulated world produces [default: 30]
+    /// How many events a minute the simulated world produces [default: 240]
     #[arg(long, env = "SEV_SIM_EVENTS_PER_MINUTE", value_name = "N")]
     pub sim_events_per_minute: Option<u32>,
 }

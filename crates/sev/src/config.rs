@@ -87,6 +87,30 @@ pub struct Settings {
     #[arg(long, env = "SEV_TWITCH_EVENTSUB_WS_URL", value_name = "URL")]
     pub twitch_eventsub_ws_url: Option<String>,
 
+    /// Twitch player embed; the page adds `?channel=…&parent=…` [default: https://player.twitch.tv/]
+    #[arg(long, env = "SEV_TWITCH_PLAYER_URL", value_name = "URL")]
+    pub twitch_player_url: Option<String>,
+
+    /// Twitch chat embed base; the page adds `/<login>/chat?parent=…`
+    /// [default: https://www.twitch.tv/embed]
+    #[arg(long, env = "SEV_TWITCH_CHAT_URL", value_name = "URL")]
+    pub twitch_chat_url: Option<String>,
+
+    /// Key that seals (encrypts) users' Twitch tokens at rest, at least 32 characters; every
+    /// instance sharing a database needs the same one [default: generated once and kept in
+    /// the data dir]
+    #[arg(
+        long,
+        env = "SEV_TOKEN_KEY",
+        value_name = "KEY",
+        hide_env_values = true
+    )]
+    pub token_key: Option<String>,
+
+    /// How many past events the stream page shows when it opens (10 to 500) [default: 25]
+    #[arg(long, env = "SEV_FEED_HISTORY", value_name = "N")]
+    pub feed_history: Option<String>,
+
     /// How public events reach sev: `conduit` (outbound WebSocket shards, needs no public
     /// HTTPS) or `webhook` (needs an https public URL) [default: conduit]
     #[arg(long, env = "SEV_EVENTSUB_TRANSPORT", value_name = "TRANSPORT")]
@@ -127,6 +151,10 @@ impl Settings {
             twitch_helix_url,
             twitch_eventsub_subscriptions_url,
             twitch_eventsub_ws_url,
+            twitch_player_url,
+            twitch_chat_url,
+            token_key,
+            feed_history,
             eventsub_transport,
             eventsub_secret,
             retention_days
@@ -173,6 +201,8 @@ pub struct TwitchConfig {
     pub helix_url: Url,
     pub eventsub_subscriptions_url: Url,
     pub eventsub_ws_url: Url,
+    pub player_url: Url,
+    pub chat_url: Url,
 }
 
 /// The checked configuration of `sev serve` / `sev demo`.
@@ -191,6 +221,10 @@ pub struct Config {
     pub eventsub_secret: Option<SecretString>,
     /// `None`: keep every event.
     pub retention: Option<chrono::Duration>,
+    /// `None`: generated once and kept in the data dir.
+    pub token_key: Option<SecretString>,
+    /// Events the stream page shows from history.
+    pub feed_history: u32,
 }
 
 /// Which command the configuration is for: the demo brings its own Twitch.
@@ -328,6 +362,20 @@ impl Config {
                     .unwrap_or("wss://eventsub.wss.twitch.tv/ws"),
                 &["ws", "wss"],
             )?,
+            player_url: parse_url(
+                "twitch_player_url",
+                s.twitch_player_url
+                    .as_deref()
+                    .unwrap_or("https://player.twitch.tv/"),
+                &["http", "https"],
+            )?,
+            chat_url: parse_url(
+                "twitch_chat_url",
+                s.twitch_chat_url
+                    .as_deref()
+                    .unwrap_or("https://www.twitch.tv/embed"),
+                &["http", "https"],
+            )?,
         };
 
         let eventsub_transport = match s.eventsub_transport.as_deref().unwrap_or("conduit") {
@@ -365,7 +413,24 @@ impl Config {
             }
         };
 
+        let token_key = s
+            .token_key
+            .map(|k| {
+                if k.len() < 32 {
+                    Err(bad("token_key", "must be at least 32 characters"))
+                } else {
+                    Ok(SecretString::from(k))
+                }
+            })
+            .transpose()?;
+        let feed_history = match s.feed_history.as_deref().unwrap_or("25").parse::<u32>() {
+            Ok(n) if (10..=500).contains(&n) => n,
+            _ => return Err(bad("feed_history", "expected a number from 10 to 500")),
+        };
+
         Ok(Self {
+            token_key,
+            feed_history,
             retention,
             listen,
             public_url,

@@ -33,6 +33,8 @@ fn reject_twitch_settings(s: &Settings) -> Result<(), ConfigError> {
             s.twitch_eventsub_subscriptions_url.is_some(),
         ),
         ("twitch_eventsub_ws_url", s.twitch_eventsub_ws_url.is_some()),
+        ("twitch_player_url", s.twitch_player_url.is_some()),
+        ("twitch_chat_url", s.twitch_chat_url.is_some()),
     ];
     match given.iter().find(|(_, set)| *set) {
         Some((name, _)) => Err(ConfigError {
@@ -60,6 +62,9 @@ pub fn use_simulator(
     config.twitch.eventsub_subscriptions_url =
         crate::config::join(&base, "helix/eventsub/subscriptions");
     config.twitch.eventsub_ws_url = Url::parse(&format!("ws://{sim_addr}/ws"))?;
+    // The simulator's stand-in embeds: real ones would need the internet.
+    config.twitch.player_url = crate::config::join(&base, "embed/player");
+    config.twitch.chat_url = crate::config::join(&base, "embed");
     Ok(())
 }
 
@@ -79,10 +84,14 @@ pub fn load(args: &DemoArgs) -> Result<(Config, SimOptions), ConfigError> {
         config,
         SimOptions {
             addr,
-            events_per_minute: args.sim_events_per_minute.unwrap_or(30),
+            events_per_minute: args.sim_events_per_minute.unwrap_or(DEMO_EVENTS_PER_MINUTE),
         },
     ))
 }
+
+/// Busy enough that a picked channel shows public events (going live, title changes, raids:
+/// about a sixth of what the world produces, spread over eight channels) within a minute.
+pub const DEMO_EVENTS_PER_MINUTE: u32 = 240;
 
 /// The demo's simulator settings.
 #[derive(Debug, Clone, Copy)]

@@ -58,6 +58,13 @@ impl App {
             None => Url::parse(&format!("http://localhost:{port}"))?,
         };
 
+        let token_key = match &config.token_key {
+            Some(k) => k.clone(),
+            None => crate::config::load_or_create_secret(&config.data_dir, "token-key")
+                .context("loading the token key from the data dir")?,
+        };
+        let web = Arc::new(crate::web::Web::new(&config, &public_url, &token_key)?);
+
         let metrics = Arc::new(Metrics::new());
         let (log, writer) = EventLog::start(store.clone(), EventLogConfig::default());
         let state = AppState {
@@ -70,6 +77,7 @@ impl App {
             eventsub_secret: eventsub_secret.clone(),
             subscriptions: Arc::default(),
             resubscribe: Arc::default(),
+            web,
         };
         Ok(Self {
             listener,
@@ -123,6 +131,7 @@ impl App {
         let connector = (!state.config.twitch.client_id.is_empty())
             .then(|| tokio::spawn(crate::connector::run(state.clone())));
         let retention = tokio::spawn(crate::retention::run(state.clone()));
+        let validation = tokio::spawn(crate::web::validation::run(state.clone()));
         drop(state);
 
         let mut failure = None;
@@ -153,6 +162,12 @@ impl App {
             .is_err()
         {
             tracing::warn!("the retention task did not stop in time");
+        }
+        if tokio::time::timeout(Duration::from_millis(500), validation)
+            .await
+            .is_err()
+        {
+            tracing::warn!("the token validation task did not stop in time");
         }
         // The router (and with it the last event-log handle) is gone: the writer drains what
         // was queued and stops.

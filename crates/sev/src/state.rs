@@ -26,4 +26,6 @@ pub struct AppState {
     pub subscriptions: Arc<std::sync::RwLock<Option<sev_pipeline::Status>>>,
     /// Wakes the subscription manager (favorites changed, a subscription was revoked).
     pub resubscribe: Arc<tokio::sync::Notify>,
+    /// Twitch clients, the token sealer and cookie settings for the pages.
+    pub web: Arc<crate::web::Web>,
 }

@@ -2,9 +2,11 @@
 //! every request goes through.
 
 pub mod api;
+mod assets;
+pub mod auth;
 mod eventsub;
 mod health;
-mod home;
+pub mod pages;
 
 use std::time::{Duration, Instant};
 
@@ -24,7 +26,9 @@ pub const MAX_BODY_BYTES: usize = 256 * 1024;
 
 pub fn router(state: AppState) -> Router {
     Router::new()
-        .merge(home::router())
+        .merge(pages::router())
+        .merge(auth::router())
+        .merge(assets::router())
         .merge(health::router())
         .merge(eventsub::router())
         .merge(api::router())

@@ -9,3 +9,4 @@ mod helpers;
 mod ops;
 mod pipeline;
 mod twitch;
+mod web;

@@ -1,0 +1,126 @@
+//! The viewer-facing web app's machinery: the Twitch clients pages use, sign-in sessions
+//! with CSRF tokens, sealed tokens, and the hourly token validation. The routes themselves
+//! are in `routes::{auth, pages}`.
+
+pub mod seal;
+pub mod session;
+pub mod validation;
+
+use std::sync::Arc;
+
+use axum::http::StatusCode;
+use axum::response::{Html, IntoResponse, Response};
+use secrecy::SecretString;
+use sev_twitch::helix::{HelixClient, HelixConfig};
+use sev_twitch::oauth::{AppTokenSource, Credentials, OAuthClient, TokenSource};
+use url::Url;
+
+use crate::config::Config;
+pub use seal::Sealer;
+
+/// The scopes a viewer grants at sign-in: reading chat notifications (the chat-reader
+/// tier) and listing the channels they follow (to pick a favorite).
+pub const VIEWER_SCOPES: &[&str] = &["user:read:chat", "user:read:follows"];
+
+/// What the pages need beyond the store: Twitch, the token sealer, and cookie settings.
+pub struct Web {
+    pub sealer: Sealer,
+    pub oauth: OAuthClient,
+    pub helix: Arc<HelixClient>,
+    pub app_tokens: Arc<dyn TokenSource>,
+    /// `<public URL>/auth/callback`, registered with the Twitch application.
+    pub redirect_uri: String,
+    /// Cookies get `Secure` when the public URL is https.
+    pub secure_cookies: bool,
+    /// The host Twitch's embeds must be told about (`parent`).
+    pub embed_parent: String,
+}
+
+impl Web {
+    pub fn new(
+        config: &Config,
+        public_url: &Url,
+        token_key: &SecretString,
+    ) -> anyhow::Result<Self> {
+        let http = sev_twitch::http_client()?;
+        let t = &config.twitch;
+        let urls = sev_twitch::TwitchUrls {
+            auth: t.auth_url.clone(),
+            helix: t.helix_url.clone(),
+            eventsub_subscriptions: t.eventsub_subscriptions_url.clone(),
+            eventsub_ws: t.eventsub_ws_url.clone(),
+        };
+        let oauth = OAuthClient::new(
+            http.clone(),
+            urls.clone(),
+            Credentials {
+                client_id: t.client_id.clone(),
+                client_secret: t.client_secret.clone(),
+            },
+        );
+        let helix = Arc::new(HelixClient::new(
+            http,
+            urls,
+            t.client_id.clone(),
+            HelixConfig::default(),
+        ));
+        Ok(Self {
+            sealer: Sealer::new(token_key),
+            app_tokens: Arc::new(AppTokenSource::new(oauth.clone())),
+            oauth,
+            helix,
+            redirect_uri: crate::config::join(public_url, "auth/callback").to_string(),
+            secure_cookies: public_url.scheme() == "https",
+            embed_parent: public_url.host_str().unwrap_or("localhost").to_owned(),
+        })
+    }
+}
+
+/// A page-level failure, shown to people as a page that says what happened and what to do.
+#[derive(Debug)]
+pub struct PageError {
+    pub status: StatusCode,
+    pub title: &'static str,
+    pub message: String,
+}
+
+impl PageError {
+    pub fn new(status: StatusCode, title: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            status,
+            title,
+            message: message.into(),
+        }
+    }
+
+    pub fn storage(e: &sev_store::StoreError) -> Self {
+        tracing::error!(error = %e, "storage failed while serving a page");
+        Self::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "sev is having trouble",
+            "Our storage is not answering right now. Please try again in a moment.",
+        )
+    }
+}
+
+impl IntoResponse for PageError {
+    fn into_response(self) -> Response {
+        let page = crate::routes::pages::MessagePage {
+            viewer: None,
+            title: self.title,
+            message: &self.message,
+        };
+        (self.status, render(&page)).into_response()
+    }
+}
+
+/// Renders a template; a template error (a bug) is a plain 500, never a panic.
+pub fn render(t: &impl askama::Template) -> Response {
+    match t.render() {
+        Ok(html) => Html(html).into_response(),
+        Err(e) => {
+            tracing::error!(error = %e, "rendering a page failed");
+            (StatusCode::INTERNAL_SERVER_ERROR, "page rendering failed").into_response()
+        }
+    }
+}
