@@ -259,6 +259,10 @@ pub trait Store: Send + Sync + 'static {
 
     async fn mark_session_validated(&self, id: &str, at: DateTime<Utc>) -> Result<()>;
 
+    /// Sessions of users who have this streamer as a favorite and granted `user:read:chat`:
+    /// who can run the streamer's chat reader. Most recently validated first.
+    async fn chat_reader_sessions(&self, streamer_id: &str) -> Result<Vec<Session>>;
+
     /// Closes the connections; later calls fail.
     async fn close(&self);
 }

@@ -482,6 +482,23 @@ impl Store for PostgresStore {
         Ok(())
     }
 
+    async fn chat_reader_sessions(&self, streamer_id: &str) -> Result<Vec<Session>> {
+        let rows = sqlx::query(
+            "select s.* from sessions s join favorites f on f.user_id = s.user_id
+             where f.streamer_id = $1 and s.scopes like '%user:read:chat%'
+             order by s.validated_at desc, s.id",
+        )
+        .bind(streamer_id)
+        .fetch_all(&self.pool)
+        .await?;
+        let sessions: Result<Vec<Session>> = rows.iter().map(row_to_session).collect();
+        // LIKE is a prefilter; the scope list decides.
+        Ok(sessions?
+            .into_iter()
+            .filter(|s| s.scopes.iter().any(|x| x == "user:read:chat"))
+            .collect())
+    }
+
     async fn close(&self) {
         self.pool.close().await;
     }

@@ -588,6 +588,24 @@ async fn sessions_end_one_by_one_or_all_at_once(db: &mut TestDb) -> Result<()> {
     ensure!(a.validated_at == now && a.access_token == "new-access");
     ensure!(a.refresh_token == "new-refresh" && a.csrf == "csrf-a");
 
+    db.store.add_favorite("1", "4242").await?;
+    db.store.add_favorite("2", "4242").await?;
+    let mut readers: Vec<String> = db
+        .store
+        .chat_reader_sessions("4242")
+        .await?
+        .into_iter()
+        .map(|s| s.id)
+        .collect();
+    readers.sort();
+    ensure!(
+        readers == ["a", "b", "c"],
+        "every fan's session can read chat: {readers:?}"
+    );
+    ensure!(
+        db.store.chat_reader_sessions("4243").await?.is_empty(),
+        "nobody's favorite"
+    );
     ensure!(db.store.delete_session("c").await?);
     ensure!(
         !db.store.delete_session("c").await?,

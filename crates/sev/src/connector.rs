@@ -137,26 +137,7 @@ async fn consume(state: AppState, mut shard: Shard) {
                 message_id,
                 notification,
             } => {
-                state.metrics.eventsub_notifications.inc();
-                let Some(normalized) =
-                    sev_pipeline::normalize(&notification, &message_id, Utc::now())
-                else {
-                    continue;
-                };
-                let streamer =
-                    crate::events::streamer_of(&normalized.streamer_id, &notification.raw_event);
-                // Over a WebSocket there is no acknowledgement to withhold: a failed write is
-                // logged, and the viewer's resync from the store cannot bring it back.
-                match state.events.ingest(vec![normalized.into_new_event()]).await {
-                    Ok(_) => {
-                        if let Some(s) = streamer {
-                            state.events.remember_streamer(s).await;
-                        }
-                    }
-                    Err(e) => {
-                        tracing::error!(error = %e, %message_id, "could not store an EventSub notification")
-                    }
-                }
+                crate::events::ingest_notification(&state, &message_id, &notification).await;
             }
             ShardEvent::Revocation(s) => {
                 tracing::warn!(id = %s.id, status = %s.status, "Twitch revoked a subscription; repairing");

@@ -133,3 +133,29 @@ impl Events {
         }
     }
 }
+
+/// Stores one EventSub notification that arrived over a WebSocket (a conduit shard or a chat
+/// reader) and publishes it. There is no acknowledgement to withhold over a WebSocket: a
+/// failed write is logged, and nothing can bring the event back.
+pub async fn ingest_notification(
+    state: &crate::state::AppState,
+    message_id: &str,
+    notification: &sev_twitch::eventsub::Notification,
+) {
+    state.metrics.eventsub_notifications.inc();
+    let Some(normalized) = sev_pipeline::normalize(notification, message_id, chrono::Utc::now())
+    else {
+        return;
+    };
+    let streamer = streamer_of(&normalized.streamer_id, &notification.raw_event);
+    match state.events.ingest(vec![normalized.into_new_event()]).await {
+        Ok(_) => {
+            if let Some(s) = streamer {
+                state.events.remember_streamer(s).await;
+            }
+        }
+        Err(e) => {
+            tracing::error!(error = %e, %message_id, "could not store an EventSub notification")
+        }
+    }
+}

@@ -2,6 +2,7 @@
 //! Twitch. `main.rs` only parses the command line and calls in here; tests build the same
 //! [`startup::App`] on port 0.
 
+pub mod chat;
 pub mod cli;
 pub mod config;
 pub mod connector;

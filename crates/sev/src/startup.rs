@@ -77,7 +77,9 @@ impl App {
             eventsub_secret: eventsub_secret.clone(),
             subscriptions: Arc::default(),
             resubscribe: Arc::default(),
+            chat_wake: Arc::default(),
             web,
+            chat_readers: Arc::default(),
         };
         Ok(Self {
             listener,
@@ -130,6 +132,8 @@ impl App {
         // The public tier's connector, when there is a Twitch to talk to.
         let connector = (!state.config.twitch.client_id.is_empty())
             .then(|| tokio::spawn(crate::connector::run(state.clone())));
+        let chat = (!state.config.twitch.client_id.is_empty())
+            .then(|| tokio::spawn(crate::chat::run(state.clone())));
         let retention = tokio::spawn(crate::retention::run(state.clone()));
         let validation = tokio::spawn(crate::web::validation::run(state.clone()));
         drop(state);
@@ -156,6 +160,13 @@ impl App {
                 .is_err()
         {
             tracing::warn!("the EventSub connector did not stop in time");
+        }
+        if let Some(c) = chat
+            && tokio::time::timeout(Duration::from_millis(500), c)
+                .await
+                .is_err()
+        {
+            tracing::warn!("the chat readers did not stop in time");
         }
         if tokio::time::timeout(Duration::from_millis(500), retention)
             .await

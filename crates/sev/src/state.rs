@@ -26,6 +26,19 @@ pub struct AppState {
     pub subscriptions: Arc<std::sync::RwLock<Option<sev_pipeline::Status>>>,
     /// Wakes the subscription manager (favorites changed, a subscription was revoked).
     pub resubscribe: Arc<tokio::sync::Notify>,
+    /// Wakes the chat readers' supervisor (favorites changed). A `Notify` wakes one waiter,
+    /// so each task that waits has its own; [`AppState::favorites_changed`] wakes both.
+    pub chat_wake: Arc<tokio::sync::Notify>,
     /// Twitch clients, the token sealer and cookie settings for the pages.
     pub web: Arc<crate::web::Web>,
+    /// Streamers whose chat reader is subscribed right now (the chat tier is active).
+    pub chat_readers: Arc<std::sync::RwLock<std::collections::HashSet<String>>>,
+}
+
+impl AppState {
+    /// Someone's favorites changed: the subscription manager and the chat readers look now.
+    pub fn favorites_changed(&self) {
+        self.resubscribe.notify_one();
+        self.chat_wake.notify_one();
+    }
 }

@@ -1,8 +1,6 @@
 //! The viewer's pages: the start page (sign in, or your channels), choosing favorites, and
 //! the stream page (player, chat, channel header, tiers and the live feed).
 
-use std::sync::Arc;
-
 use askama::Template;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
@@ -11,8 +9,7 @@ use axum::routing::{get, post};
 use axum::{Form, Json, Router};
 use serde::Deserialize;
 use serde_json::{Value, json};
-use sev_store::{Session, Streamer};
-use sev_twitch::oauth::{UserToken, UserTokenSource};
+use sev_store::Streamer;
 
 use super::api::{FeedItem, fold_gift_bombs, item, visible};
 use crate::state::AppState;
@@ -80,39 +77,6 @@ pub fn valid_login(login: &str) -> bool {
     (1..=25).contains(&login.len()) && login.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
 }
 
-/// The viewer's Twitch token as a Helix token source; refreshed tokens are stored sealed.
-fn user_tokens(state: &AppState, session: &Session) -> Option<UserTokenSource> {
-    let web = &state.web;
-    let token = UserToken {
-        access_token: web.sealer.open(&session.access_token).ok()?,
-        refresh_token: web.sealer.open(&session.refresh_token).ok()?,
-        expires_at: session.token_expires_at,
-        scopes: session.scopes.clone(),
-    };
-    let (store, web2, id) = (state.store.clone(), state.web.clone(), session.id.clone());
-    let on_refresh: sev_twitch::oauth::OnRefresh = Arc::new(move |t: &UserToken| {
-        let (store, id) = (store.clone(), id.clone());
-        let (access, refresh) = (
-            web2.sealer.seal(&t.access_token),
-            web2.sealer.seal(&t.refresh_token),
-        );
-        let expires = t.expires_at;
-        tokio::spawn(async move {
-            if let Err(e) = store
-                .update_session_tokens(&id, &access, &refresh, expires)
-                .await
-            {
-                tracing::warn!(error = %e, "storing refreshed tokens failed");
-            }
-        });
-    });
-    Some(UserTokenSource::new(
-        web.oauth.clone(),
-        token,
-        Some(on_refresh),
-    ))
-}
-
 #[derive(Deserialize)]
 struct StartQuery {
     signed_out: Option<String>,
@@ -158,7 +122,7 @@ async fn home(
             display_name: s.display_name,
         })
         .collect();
-    let (follows, follows_note) = match user_tokens(state, &v.session) {
+    let (follows, follows_note) = match crate::web::user_tokens(state, &v.session) {
         None => (
             Vec::new(),
             Some("Sign in again to see the channels you follow.".to_owned()),
@@ -270,7 +234,7 @@ async fn add_favorite(
                     return PageError::storage(&e).into_response();
                 }
                 // The subscription manager picks the new favorite up now, not in 30 s.
-                state.resubscribe.notify_one();
+                state.favorites_changed();
                 return Redirect::to(&format!("/s/{}", s.login)).into_response();
             }
         }
@@ -300,7 +264,7 @@ async fn remove_favorite(
             if let Err(e) = state.store.remove_favorite(&viewer.user.id, &s.id).await {
                 return PageError::storage(&e).into_response();
             }
-            state.resubscribe.notify_one();
+            state.favorites_changed();
         }
         Ok(None) => {}
         Err(e) => return PageError::storage(&e).into_response(),
@@ -514,6 +478,11 @@ fn tiers(state: &AppState, streamer_id: &str, is_favorite: bool) -> Vec<Tier> {
             }
         }
     };
+    let chat_active = state
+        .chat_readers
+        .read()
+        .map(|s| s.contains(streamer_id))
+        .unwrap_or_else(|p| p.into_inner().contains(streamer_id));
     vec![
         Tier {
             name: "Public",
@@ -524,10 +493,16 @@ fn tiers(state: &AppState, streamer_id: &str, is_favorite: bool) -> Vec<Tier> {
         Tier {
             name: "Chat",
             covers: "subs, resubs, gift subs, cheers, announcements",
-            active: false,
-            detail: "Read from chat with a viewer's own permission; this sev instance does not \
-                     run chat readers yet."
-                .into(),
+            active: chat_active,
+            detail: if chat_active {
+                "Read from chat with the permission of a viewer who follows this channel in sev."
+                    .into()
+            } else if is_favorite {
+                "Starting: sev reads chat with the permission of a signed-in fan of this channel."
+                    .into()
+            } else {
+                "Needs a signed-in viewer who granted chat access to add this channel.".into()
+            },
         },
         Tier {
             name: "Broadcaster",

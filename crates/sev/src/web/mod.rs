@@ -11,8 +11,13 @@ use std::sync::Arc;
 use axum::http::StatusCode;
 use axum::response::{Html, IntoResponse, Response};
 use secrecy::SecretString;
+use sev_store::Session;
 use sev_twitch::helix::{HelixClient, HelixConfig};
-use sev_twitch::oauth::{AppTokenSource, Credentials, OAuthClient, TokenSource};
+use sev_twitch::oauth::{
+    AppTokenSource, Credentials, OAuthClient, TokenSource, UserToken, UserTokenSource,
+};
+
+use crate::state::AppState;
 use url::Url;
 
 use crate::config::Config;
@@ -74,6 +79,39 @@ impl Web {
             embed_parent: public_url.host_str().unwrap_or("localhost").to_owned(),
         })
     }
+}
+
+/// The viewer's Twitch token as a Helix token source; refreshed tokens are stored sealed.
+pub fn user_tokens(state: &AppState, session: &Session) -> Option<UserTokenSource> {
+    let web = &state.web;
+    let token = UserToken {
+        access_token: web.sealer.open(&session.access_token).ok()?,
+        refresh_token: web.sealer.open(&session.refresh_token).ok()?,
+        expires_at: session.token_expires_at,
+        scopes: session.scopes.clone(),
+    };
+    let (store, web2, id) = (state.store.clone(), state.web.clone(), session.id.clone());
+    let on_refresh: sev_twitch::oauth::OnRefresh = Arc::new(move |t: &UserToken| {
+        let (store, id) = (store.clone(), id.clone());
+        let (access, refresh) = (
+            web2.sealer.seal(&t.access_token),
+            web2.sealer.seal(&t.refresh_token),
+        );
+        let expires = t.expires_at;
+        tokio::spawn(async move {
+            if let Err(e) = store
+                .update_session_tokens(&id, &access, &refresh, expires)
+                .await
+            {
+                tracing::warn!(error = %e, "storing refreshed tokens failed");
+            }
+        });
+    });
+    Some(UserTokenSource::new(
+        web.oauth.clone(),
+        token,
+        Some(on_refresh),
+    ))
 }
 
 /// A page-level failure, shown to people as a page that says what happened and what to do.

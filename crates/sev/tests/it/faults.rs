@@ -31,7 +31,7 @@ async fn setup() -> Result<(TestApp, Sim, Ws)> {
             display_name: "Favstreamer".into(),
         })
         .await;
-    app.state.resubscribe.notify_one();
+    app.state.favorites_changed();
     eventually("favstreamer subscribed", || async {
         let subs = sim.subscriptions().await?;
         Ok(subs.len() == 5 && subs.iter().all(|s| s["status"] == "enabled"))

@@ -21,7 +21,7 @@ async fn favorites_become_one_shared_set_and_events_reach_the_feed() -> Result<(
             .await?;
         app.state.store.add_favorite(&id, "4242").await?;
     }
-    app.state.resubscribe.notify_one();
+    app.state.favorites_changed();
     eventually("five subscriptions for favstreamer", || async {
         let subs = sim.subscriptions().await?;
         Ok(subs.len() == 5 && subs.iter().all(|s| s["status"] == "enabled"))

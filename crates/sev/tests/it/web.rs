@@ -376,8 +376,20 @@ async fn the_stream_page_has_embeds_history_and_tiers() -> Result<()> {
     })
     .await?;
 
+    eventually("the chat reader", || async {
+        Ok(app
+            .state
+            .chat_readers
+            .read()
+            .is_ok_and(|r| r.contains("4242")))
+    })
+    .await?;
     let page = browser.get(&format!("{}/s/favstreamer", app.url)).await?;
     ensure!(page.status == StatusCode::OK);
+    ensure!(
+        page.body
+            .contains("<strong>Chat</strong> <span class=\"state\">active</span>")
+    );
     let b = &page.body;
     ensure!(
         b.contains("Raided by Speedrunsam with 321 viewers"),
@@ -436,5 +448,81 @@ async fn hourly_validation_signs_a_revoked_user_out_everywhere() -> Result<()> {
     }
     let home = friend.get(&format!("{}/", app.url)).await?;
     ensure!(home.body.contains("Viewer2"), "other users stay signed in");
+    app.stop().await
+}
+
+/// Who reads favstreamer's chat now: the user in the enabled chat subscription's condition.
+async fn chat_reader(sim: &Sim) -> Result<Option<String>> {
+    Ok(sim
+        .subscriptions()
+        .await?
+        .into_iter()
+        .find(|s| {
+            s["type"] == "channel.chat.notification"
+                && s["status"] == "enabled"
+                && s["condition"]["broadcaster_user_id"] == "4242"
+        })
+        .and_then(|s| s["condition"]["user_id"].as_str().map(str::to_owned)))
+}
+
+#[tokio::test]
+async fn a_revoked_chat_reader_is_replaced_by_another_fan_and_the_gap_is_shown() -> Result<()> {
+    let (app, sim) = spawn_app_with_sim(sev_sim::SimConfig::default()).await?;
+    for login in ["viewer1", "viewer2"] {
+        let mut b = Browser::new()?;
+        sign_in(&app, &sim, &mut b, login).await?;
+        let home = b.get(&format!("{}/", app.url)).await?;
+        let token = csrf(&home.body)?;
+        b.post(
+            &format!("{}/favorites", app.url),
+            &[("login", "favstreamer"), ("csrf", &token)],
+        )
+        .await?;
+    }
+    let mut viewer = crate::helpers::connect(&app, Some(0)).await?;
+    crate::helpers::until_ready(&mut viewer).await?;
+
+    eventually("a chat reader for favstreamer", || async {
+        Ok(chat_reader(&sim).await?.is_some())
+    })
+    .await?;
+    let first = chat_reader(&sim).await?.context("a reader")?;
+    sim.trigger(json!({"type": "channel.chat.notification", "broadcaster": "favstreamer", "user": "viewer3", "notice_type": "sub"}))?;
+    let m = crate::helpers::next(&mut viewer).await?;
+    ensure!(m["event"]["kind"] == "sub", "chat-tier events flow: {m}");
+
+    let login = if first == "1001" {
+        "viewer1"
+    } else {
+        "viewer2"
+    };
+    let res = reqwest::Client::new()
+        .post(
+            sim.base
+                .join(&format!("/_sim/users/{login}/revoke-authorization"))?,
+        )
+        .send()
+        .await?;
+    ensure!(res.status().is_success());
+    eventually("another fan's token takes over", || async {
+        Ok(chat_reader(&sim).await?.is_some_and(|s| s != first))
+    })
+    .await?;
+
+    let m = crate::helpers::next(&mut viewer).await?;
+    ensure!(
+        m["event"]["kind"] == "gap"
+            && m["event"]["text"]
+                .as_str()
+                .unwrap_or("")
+                .contains("may be missing"),
+        "the failover is reported in the feed: {m}"
+    );
+    sim.trigger(json!({"type": "channel.chat.notification", "broadcaster": "favstreamer", "user": "viewer4", "notice_type": "resub", "amount": 7}))?;
+    let m = crate::helpers::next(&mut viewer).await?;
+    ensure!(
+        m["event"]["kind"] == "resub",
+        "chat-tier events keep flowing: {m}"
+    );
     app.stop().await
 }
