@@ -5,5 +5,5 @@
 pub mod manager;
 pub mod normalize;
 
-pub use manager::{Destination, Manager, Status};
+pub use manager::{Consent, Destination, Manager, Status};
 pub use normalize::{FeedEvent, Normalized, Person, Source, Visibility, normalize};

@@ -15,7 +15,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use serde_json::{Map, Value};
-use sev_twitch::eventsub::{Subscription, Transport};
+use sev_twitch::eventsub::{SUBSCRIPTION_TYPES, Subscription, Tier, Transport, TypeInfo};
 use sev_twitch::helix::{CreateSubscription, HelixClient, HelixError, SubscriptionFilter};
 use sev_twitch::oauth::TokenSource;
 use tokio::time::Instant;
@@ -37,6 +37,9 @@ pub struct Want {
     pub version: String,
     pub condition_key: String,
     pub streamer_id: String,
+    /// `moderator_user_id` for types that name the granting moderator (consent tier).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub moderator_id: Option<String>,
 }
 
 impl Want {
@@ -46,6 +49,9 @@ impl Want {
             self.condition_key.clone(),
             Value::String(self.streamer_id.clone()),
         );
+        if let Some(m_id) = &self.moderator_id {
+            m.insert("moderator_user_id".into(), Value::String(m_id.clone()));
+        }
         m
     }
 
@@ -54,19 +60,65 @@ impl Want {
     }
 }
 
-/// The desired set for these streamers.
-pub fn wants(streamers: &[String]) -> Vec<Want> {
-    streamers
+/// Broadcaster mode: someone who granted the consent tier's scopes for a channel, the
+/// broadcaster themself or one of their moderators.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Consent {
+    pub streamer_id: String,
+    pub user_id: String,
+}
+
+/// The consent-tier types a grant can cover: a broadcaster's covers every broadcaster and
+/// moderator type; a moderator's only the moderator types (Twitch accepts nothing else from
+/// them). Types with other condition fields (a reward id…) are left out.
+pub fn consent_types(broadcaster: bool) -> Vec<&'static TypeInfo> {
+    SUBSCRIPTION_TYPES
         .iter()
-        .flat_map(|id| {
-            PUBLIC_TYPES.iter().map(move |(k, v, c)| Want {
-                kind: (*k).into(),
-                version: (*v).into(),
-                condition_key: (*c).into(),
-                streamer_id: id.clone(),
-            })
+        .filter(|t| match t.tier {
+            Tier::Broadcaster => broadcaster && t.condition == ["broadcaster_user_id"],
+            Tier::Moderator => t.condition == ["broadcaster_user_id", "moderator_user_id"],
+            _ => false,
         })
         .collect()
+}
+
+/// The scopes broadcaster mode asks for: one that authorises each of [`consent_types`].
+pub fn consent_scopes(broadcaster: bool) -> Vec<&'static str> {
+    let mut scopes: Vec<&str> = consent_types(broadcaster)
+        .iter()
+        .filter_map(|t| t.scopes.first().copied())
+        .collect();
+    scopes.sort_unstable();
+    scopes.dedup();
+    scopes
+}
+
+/// The desired set for these streamers and broadcaster-mode grants.
+pub fn wants(streamers: &[String], consents: &[Consent]) -> Vec<Want> {
+    let public = streamers.iter().flat_map(|id| {
+        PUBLIC_TYPES.iter().map(move |(k, v, c)| Want {
+            kind: (*k).into(),
+            version: (*v).into(),
+            condition_key: (*c).into(),
+            streamer_id: id.clone(),
+            moderator_id: None,
+        })
+    });
+    let consent = consents.iter().flat_map(|c| {
+        consent_types(c.user_id == c.streamer_id)
+            .into_iter()
+            .map(move |t| Want {
+                kind: t.name.into(),
+                version: t.version.into(),
+                condition_key: "broadcaster_user_id".into(),
+                streamer_id: c.streamer_id.clone(),
+                moderator_id: (t.tier == Tier::Moderator).then(|| c.user_id.clone()),
+            })
+    });
+    let mut all: Vec<Want> = public.chain(consent).collect();
+    all.sort();
+    all.dedup();
+    all
 }
 
 /// Where sev's public-tier subscriptions are delivered.
@@ -195,6 +247,15 @@ impl Manager {
 
     /// One pass toward the desired set for `streamers`.
     pub async fn reconcile(&mut self, streamers: &[String]) -> Result<Status, HelixError> {
+        self.reconcile_with(streamers, &[]).await
+    }
+
+    /// [`Manager::reconcile`], plus the consent tier for these broadcaster-mode grants.
+    pub async fn reconcile_with(
+        &mut self,
+        streamers: &[String],
+        consents: &[Consent],
+    ) -> Result<Status, HelixError> {
         let (app_source, helix) = (self.app.clone(), self.helix.clone());
         let app = app_source.as_ref();
         let actual = helix
@@ -204,7 +265,7 @@ impl Manager {
             .iter()
             .filter(|s| self.destination.owns(&s.transport))
             .collect();
-        let desired = wants(streamers);
+        let desired = wants(streamers, consents);
         let mut status = Status {
             streamers: streamers.len(),
             ..Status::default()

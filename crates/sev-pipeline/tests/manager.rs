@@ -223,3 +223,49 @@ async fn the_cost_budget_is_respected_and_reported() {
     );
     assert_eq!((status.total_cost, status.max_total_cost), (7, 7));
 }
+
+#[test]
+fn broadcaster_mode_asks_moderators_only_for_what_twitch_lets_them_grant() {
+    use sev_pipeline::manager::{consent_scopes, consent_types};
+    let moderator = consent_scopes(false);
+    assert!(
+        moderator.contains(&"moderator:read:followers"),
+        "{moderator:?}"
+    );
+    assert!(
+        !moderator.contains(&"channel:read:polls"),
+        "polls are the broadcaster's"
+    );
+    let broadcaster = consent_scopes(true);
+    for s in [
+        "moderator:read:followers",
+        "channel:read:polls",
+        "channel:read:subscriptions",
+    ] {
+        assert!(broadcaster.contains(&s), "{s} in {broadcaster:?}");
+    }
+    assert!(
+        consent_types(true)
+            .iter()
+            .all(|t| t.scopes.iter().all(|s| *s != "user:read:chat")),
+        "the chat tier is not consent"
+    );
+    let wants = sev_pipeline::manager::wants(
+        &[],
+        &[sev_pipeline::Consent {
+            streamer_id: "4242".into(),
+            user_id: "1006".into(),
+        }],
+    );
+    assert!(
+        wants
+            .iter()
+            .any(|w| w.kind == "channel.follow" && w.moderator_id.as_deref() == Some("1006"))
+    );
+    assert!(
+        wants
+            .iter()
+            .all(|w| w.moderator_id.as_deref() == Some("1006")),
+        "a moderator gets moderator types only"
+    );
+}

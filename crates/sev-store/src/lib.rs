@@ -94,6 +94,8 @@ pub struct LoginState {
     pub browser: String,
     /// Where to go once signed in (a path on this site).
     pub return_to: String,
+    /// The streamer id this sign-in turns broadcaster mode on for.
+    pub consent_for: Option<String>,
     pub created_at: DateTime<Utc>,
 }
 
@@ -262,6 +264,23 @@ pub trait Store: Send + Sync + 'static {
     /// Sessions of users who have this streamer as a favorite and granted `user:read:chat`:
     /// who can run the streamer's chat reader. Most recently validated first.
     async fn chat_reader_sessions(&self, streamer_id: &str) -> Result<Vec<Session>>;
+
+    /// Records that a user turned on broadcaster mode for a channel with these scopes.
+    async fn grant_consent(
+        &self,
+        user_id: &str,
+        streamer_id: &str,
+        scopes: &[String],
+    ) -> Result<()>;
+
+    /// Turns broadcaster mode off for a user and channel.
+    async fn revoke_consent(&self, user_id: &str, streamer_id: &str) -> Result<()>;
+
+    /// Every (user id, streamer id) with broadcaster mode on: what the consent tier subscribes.
+    async fn consent_grants(&self) -> Result<Vec<(String, String)>>;
+
+    /// Whether this user may see this channel's consent-tier events.
+    async fn has_consent(&self, user_id: &str, streamer_id: &str) -> Result<bool>;
 
     /// Closes the connections; later calls fail.
     async fn close(&self);

@@ -361,11 +361,12 @@ impl Store for PostgresStore {
     }
 
     async fn put_login_state(&self, l: &LoginState) -> Result<()> {
-        sqlx::query("insert into login_states (state, browser, return_to, created_at) values ($1, $2, $3, $4)")
+        sqlx::query("insert into login_states (state, browser, return_to, created_at, consent_for) values ($1, $2, $3, $4, $5)")
             .bind(&l.state)
             .bind(&l.browser)
             .bind(&l.return_to)
             .bind(l.created_at)
+            .bind(&l.consent_for)
             .execute(&self.pool)
             .await?;
         Ok(())
@@ -373,7 +374,7 @@ impl Store for PostgresStore {
 
     async fn take_login_state(&self, state: &str) -> Result<Option<LoginState>> {
         let row = sqlx::query(
-            "delete from login_states where state = $1 returning state, browser, return_to, created_at",
+            "delete from login_states where state = $1 returning state, browser, return_to, created_at, consent_for",
         )
         .bind(state)
         .fetch_optional(&self.pool)
@@ -383,6 +384,7 @@ impl Store for PostgresStore {
                 state: r.try_get("state")?,
                 browser: r.try_get("browser")?,
                 return_to: r.try_get("return_to")?,
+                consent_for: r.try_get("consent_for")?,
                 created_at: r.try_get("created_at")?,
             })
         })
@@ -497,6 +499,56 @@ impl Store for PostgresStore {
             .into_iter()
             .filter(|s| s.scopes.iter().any(|x| x == "user:read:chat"))
             .collect())
+    }
+
+    async fn grant_consent(
+        &self,
+        user_id: &str,
+        streamer_id: &str,
+        scopes: &[String],
+    ) -> Result<()> {
+        sqlx::query(
+            "insert into consent_grants (user_id, streamer_id, scopes, created_at) values ($1, $2, $3, $4)
+             on conflict (user_id, streamer_id) do update set scopes = excluded.scopes",
+        )
+        .bind(user_id)
+        .bind(streamer_id)
+        .bind(scopes.join(" "))
+        .bind(Utc::now())
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn revoke_consent(&self, user_id: &str, streamer_id: &str) -> Result<()> {
+        sqlx::query("delete from consent_grants where user_id = $1 and streamer_id = $2")
+            .bind(user_id)
+            .bind(streamer_id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn consent_grants(&self) -> Result<Vec<(String, String)>> {
+        let rows = sqlx::query(
+            "select user_id, streamer_id from consent_grants order by streamer_id, user_id",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| Ok((r.try_get("user_id")?, r.try_get("streamer_id")?)))
+            .collect()
+    }
+
+    async fn has_consent(&self, user_id: &str, streamer_id: &str) -> Result<bool> {
+        let row = sqlx::query(
+            "select 1 as one from consent_grants where user_id = $1 and streamer_id = $2",
+        )
+        .bind(user_id)
+        .bind(streamer_id)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.is_some())
     }
 
     async fn close(&self) {

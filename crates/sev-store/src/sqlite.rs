@@ -383,20 +383,21 @@ impl Store for SqliteStore {
 
     async fn put_login_state(&self, l: &LoginState) -> Result<()> {
         sqlx::query(
-            "insert into login_states (state, browser, return_to, created_at) values (?, ?, ?, ?)",
+            "insert into login_states (state, browser, return_to, created_at, consent_for) values (?, ?, ?, ?, ?)",
         )
         .bind(&l.state)
         .bind(&l.browser)
         .bind(&l.return_to)
         .bind(ts(l.created_at))
-        .execute(&self.pool)
+        .bind(&l.consent_for)
+            .execute(&self.pool)
         .await?;
         Ok(())
     }
 
     async fn take_login_state(&self, state: &str) -> Result<Option<LoginState>> {
         let row = sqlx::query(
-            "delete from login_states where state = ? returning state, browser, return_to, created_at",
+            "delete from login_states where state = ? returning state, browser, return_to, created_at, consent_for",
         )
         .bind(state)
         .fetch_optional(&self.pool)
@@ -406,6 +407,7 @@ impl Store for SqliteStore {
                 state: r.try_get("state")?,
                 browser: r.try_get("browser")?,
                 return_to: r.try_get("return_to")?,
+                consent_for: r.try_get("consent_for")?,
                 created_at: parse_ts(r.try_get("created_at")?)?,
             })
         })
@@ -520,6 +522,56 @@ impl Store for SqliteStore {
             .into_iter()
             .filter(|s| s.scopes.iter().any(|x| x == "user:read:chat"))
             .collect())
+    }
+
+    async fn grant_consent(
+        &self,
+        user_id: &str,
+        streamer_id: &str,
+        scopes: &[String],
+    ) -> Result<()> {
+        sqlx::query(
+            "insert into consent_grants (user_id, streamer_id, scopes, created_at) values (?, ?, ?, ?)
+             on conflict (user_id, streamer_id) do update set scopes = excluded.scopes",
+        )
+        .bind(user_id)
+        .bind(streamer_id)
+        .bind(scopes.join(" "))
+        .bind(ts(Utc::now()))
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn revoke_consent(&self, user_id: &str, streamer_id: &str) -> Result<()> {
+        sqlx::query("delete from consent_grants where user_id = ? and streamer_id = ?")
+            .bind(user_id)
+            .bind(streamer_id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn consent_grants(&self) -> Result<Vec<(String, String)>> {
+        let rows = sqlx::query(
+            "select user_id, streamer_id from consent_grants order by streamer_id, user_id",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| Ok((r.try_get("user_id")?, r.try_get("streamer_id")?)))
+            .collect()
+    }
+
+    async fn has_consent(&self, user_id: &str, streamer_id: &str) -> Result<bool> {
+        let row = sqlx::query(
+            "select 1 as one from consent_grants where user_id = ? and streamer_id = ?",
+        )
+        .bind(user_id)
+        .bind(streamer_id)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.is_some())
     }
 
     async fn close(&self) {

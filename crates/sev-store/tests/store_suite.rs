@@ -496,6 +496,7 @@ async fn a_login_state_is_taken_once(db: &mut TestDb) -> Result<()> {
         state: s.into(),
         browser: "browser-hash".into(),
         return_to: "/s/favstreamer".into(),
+        consent_for: Some("4242".into()),
         created_at: at,
     };
     db.store.put_login_state(&state("fresh", now)).await?;

@@ -96,8 +96,23 @@ pub async fn run(state: AppState) {
     let mut manager = Manager::new(helix, app, destination, GRACE);
     loop {
         let since = Utc::now() - chrono::Duration::days(ACTIVE_WINDOW_DAYS);
-        match state.store.wanted_streamers(since).await {
-            Ok(wanted) => match manager.reconcile(&wanted).await {
+        let wanted = match (
+            state.store.wanted_streamers(since).await,
+            state.store.consent_grants().await,
+        ) {
+            (Ok(w), Ok(c)) => Ok((
+                w,
+                c.into_iter()
+                    .map(|(user_id, streamer_id)| sev_pipeline::Consent {
+                        streamer_id,
+                        user_id,
+                    })
+                    .collect::<Vec<_>>(),
+            )),
+            (Err(e), _) | (_, Err(e)) => Err(e),
+        };
+        match wanted {
+            Ok((wanted, consents)) => match manager.reconcile_with(&wanted, &consents).await {
                 Ok(status) => {
                     for (name, n) in Manager::summary(&status) {
                         state

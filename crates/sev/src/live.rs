@@ -35,6 +35,8 @@ struct Conn {
     socket: WebSocket,
     /// The last cursor this viewer has been brought past.
     cursor: i64,
+    /// Whether this viewer sees consent-tier events (broadcaster mode).
+    consent: bool,
 }
 
 impl Conn {
@@ -55,7 +57,7 @@ impl Conn {
         if e.seq <= self.cursor {
             return Ok(()); // already sent (history and live overlap)
         }
-        if visible(e) {
+        if visible(e, self.consent) {
             self.send(json!({ "type": "event", "event": item(e) }))
                 .await?;
         }
@@ -90,9 +92,19 @@ impl Conn {
     }
 }
 
-pub async fn run(state: AppState, streamer: Streamer, after: Option<i64>, socket: WebSocket) {
+pub async fn run(
+    state: AppState,
+    streamer: Streamer,
+    after: Option<i64>,
+    consent: bool,
+    socket: WebSocket,
+) {
     state.metrics.viewer_sockets_open.inc();
-    let mut conn = Conn { socket, cursor: 0 };
+    let mut conn = Conn {
+        socket,
+        cursor: 0,
+        consent,
+    };
     let end = serve(&state, &streamer, after, &mut conn).await;
     let frame = match end {
         Some(End::TooSlow) => Some(close(1008, "too slow; reconnect with your cursor")),

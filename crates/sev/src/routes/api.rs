@@ -8,7 +8,7 @@ use std::time::Duration;
 use axum::Router;
 use axum::extract::ws::{CloseFrame, Message, WebSocketUpgrade};
 use axum::extract::{Path, Query, State};
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use serde::{Deserialize, Serialize};
@@ -57,10 +57,13 @@ fn visibility(e: &StoredEvent) -> Visibility {
         .unwrap_or(Visibility::Consent)
 }
 
-/// Whether the viewer may see an event. Consent-tier events are the broadcaster's and their
-/// moderators' only; until viewers are identified, nobody else sees them.
-pub fn visible(e: &StoredEvent) -> bool {
-    visibility(e) == Visibility::Public
+/// Whether the viewer may see an event. Consent-tier events are seen only by viewers with
+/// broadcaster mode on for the channel (`consent`, see `web::consent`).
+pub fn visible(e: &StoredEvent, consent: bool) -> bool {
+    match visibility(e) {
+        Visibility::Public => true,
+        Visibility::Consent => consent,
+    }
 }
 
 pub fn item(e: &StoredEvent) -> FeedItem {
@@ -155,11 +158,13 @@ async fn events(
     State(state): State<AppState>,
     Path(login): Path<String>,
     Query(q): Query<EventsQuery>,
+    headers: HeaderMap,
 ) -> Response {
     let streamer = match find_streamer(&state, &login).await {
         Ok(s) => s,
         Err(r) => return r.into_response(),
     };
+    let consent = crate::web::consent::can_see_consent(&state, &headers, &streamer.id).await;
     let limit = match q.limit.as_deref().map(str::parse::<u32>) {
         None => DEFAULT_LIMIT,
         Some(Ok(n)) if (1..=MAX_LIMIT).contains(&n) => n,
@@ -200,7 +205,7 @@ async fn events(
     let items: Vec<FeedItem> = page
         .events
         .iter()
-        .filter(|e| visible(e))
+        .filter(|e| visible(e, consent))
         .map(item)
         .collect();
     axum::Json(json!({
@@ -218,18 +223,21 @@ async fn live(
     State(state): State<AppState>,
     Path(login): Path<String>,
     Query(q): Query<EventsQuery>,
+    headers: HeaderMap,
     ws: WebSocketUpgrade,
 ) -> Response {
     let streamer = match find_streamer(&state, &login).await {
         Ok(s) => s,
         Err(r) => return r.into_response(),
     };
+    // Decided once per connection: turning broadcaster mode off applies from the next one.
+    let consent = crate::web::consent::can_see_consent(&state, &headers, &streamer.id).await;
     let after = match parse_after(q.after.as_deref()) {
         Ok(a) => a,
         Err(r) => return r.into_response(),
     };
     ws.max_message_size(4096)
-        .on_upgrade(move |socket| crate::live::run(state, streamer, after, socket))
+        .on_upgrade(move |socket| crate::live::run(state, streamer, after, consent, socket))
 }
 
 /// A close frame for the viewer socket.

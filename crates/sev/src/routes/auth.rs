@@ -18,8 +18,8 @@ use sev_twitch::oauth::OAuthError;
 use crate::state::AppState;
 use crate::web::PageError;
 use crate::web::session::{
-    LOGIN_COOKIE, LOGIN_MINUTES, SESSION_COOKIE, SESSION_DAYS, Viewer, cookie, hash, random_token,
-    safe_return_to, set_cookie,
+    LOGIN_COOKIE, LOGIN_MINUTES, MaybeViewer, SESSION_COOKIE, SESSION_DAYS, Viewer, cookie, hash,
+    random_token, safe_return_to, set_cookie,
 };
 
 pub fn router() -> Router<AppState> {
@@ -32,25 +32,46 @@ pub fn router() -> Router<AppState> {
 #[derive(Deserialize)]
 struct LoginQuery {
     return_to: Option<String>,
+    /// Turn broadcaster mode on for this channel (a login): asks for the consent tier's
+    /// scopes on top of the viewer's.
+    channel: Option<String>,
 }
 
-async fn login(State(state): State<AppState>, Query(q): Query<LoginQuery>) -> Response {
+async fn login(
+    State(state): State<AppState>,
+    MaybeViewer(viewer): MaybeViewer,
+    Query(q): Query<LoginQuery>,
+) -> Response {
+    // Broadcaster mode is asked for by a signed-in viewer, from a channel's page.
+    let consent_for = match (&viewer, q.channel.as_deref()) {
+        (Some(_), Some(login)) => match state.store.streamer_by_login(login).await {
+            Ok(found) => found,
+            Err(e) => return PageError::storage(&e).into_response(),
+        },
+        _ => None,
+    };
+    let mut scopes: Vec<&str> = crate::web::VIEWER_SCOPES.to_vec();
+    if let (Some(v), Some(s)) = (&viewer, &consent_for) {
+        scopes.extend(sev_pipeline::manager::consent_scopes(v.user.id == s.id));
+    }
     let nonce = random_token();
     let login = LoginState {
         state: random_token(),
         browser: hash(&nonce),
         return_to: safe_return_to(q.return_to.as_deref()),
+        consent_for: consent_for.as_ref().map(|s| s.id.clone()),
         created_at: Utc::now(),
     };
     if let Err(e) = state.store.put_login_state(&login).await {
         return PageError::storage(&e).into_response();
     }
     let web = &state.web;
+    // Broadcaster mode shows Twitch's consent page again, so the extra scopes are seen.
     let to = web.oauth.authorize_url(
         &web.redirect_uri,
-        crate::web::VIEWER_SCOPES,
+        &scopes,
         &login.state,
-        false,
+        login.consent_for.is_some(),
     );
     let mut res = Redirect::to(to.as_str()).into_response();
     res.headers_mut().append(
@@ -226,6 +247,25 @@ async fn finish_sign_in(
         .await
         .map_err(|e| PageError::storage(&e))?;
     tracing::info!(user_id = %user.id, login = %user.login, "signed in");
+
+    if let Some(streamer_id) = &pending.consent_for {
+        let needed = sev_pipeline::manager::consent_scopes(user.id == *streamer_id);
+        if needed.iter().all(|n| token.scopes.iter().any(|s| s == n)) {
+            store
+                .grant_consent(&user.id, streamer_id, &token.scopes)
+                .await
+                .map_err(|e| PageError::storage(&e))?;
+            // Broadcaster mode implies wanting the channel's public events too.
+            store
+                .add_favorite(&user.id, streamer_id)
+                .await
+                .map_err(|e| PageError::storage(&e))?;
+            state.favorites_changed();
+            tracing::info!(user_id = %user.id, %streamer_id, "broadcaster mode on");
+        } else {
+            tracing::info!(user_id = %user.id, %streamer_id, "broadcaster mode not granted: scopes missing");
+        }
+    }
 
     let mut res = Redirect::to(&pending.return_to).into_response();
     let h = res.headers_mut();

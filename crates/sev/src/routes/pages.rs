@@ -13,6 +13,7 @@ use sev_store::Streamer;
 
 use super::api::{FeedItem, fold_gift_bombs, item, visible};
 use crate::state::AppState;
+use crate::web::consent::{ConsentState, consent_state};
 use crate::web::session::{MaybeViewer, Viewer};
 use crate::web::{PageError, render};
 
@@ -23,6 +24,10 @@ pub fn router() -> Router<AppState> {
         .route("/favorites/{login}/remove", post(remove_favorite))
         .route("/suggest", get(suggest))
         .route("/s/{login}", get(stream))
+        .route(
+            "/s/{login}/broadcaster-mode/off",
+            post(broadcaster_mode_off),
+        )
 }
 
 /// What the header needs to know about the signed-in viewer.
@@ -365,6 +370,10 @@ pub struct Tier {
     pub covers: &'static str,
     pub active: bool,
     pub detail: String,
+    /// Broadcaster mode: where turning it on starts.
+    pub turn_on: Option<String>,
+    /// Broadcaster mode: it is on and can be turned off.
+    pub turn_off: bool,
 }
 
 pub struct Header {
@@ -435,7 +444,13 @@ async fn channel_header(state: &AppState, id: &str) -> Header {
 }
 
 /// Which tiers deliver for this channel, and why the others do not (PRODUCT.md).
-fn tiers(state: &AppState, streamer_id: &str, is_favorite: bool) -> Vec<Tier> {
+fn tiers(
+    state: &AppState,
+    streamer: &Streamer,
+    is_favorite: bool,
+    consent: &ConsentState,
+) -> Vec<Tier> {
+    let streamer_id = streamer.id.as_str();
     let status = state
         .subscriptions
         .read()
@@ -489,6 +504,8 @@ fn tiers(state: &AppState, streamer_id: &str, is_favorite: bool) -> Vec<Tier> {
             covers: "going live or offline, title and category changes, raids",
             active: public.0,
             detail: public.1,
+            turn_on: None,
+            turn_off: false,
         },
         Tier {
             name: "Chat",
@@ -503,13 +520,27 @@ fn tiers(state: &AppState, streamer_id: &str, is_favorite: bool) -> Vec<Tier> {
             } else {
                 "Needs a signed-in viewer who granted chat access to add this channel.".into()
             },
+            turn_on: None,
+            turn_off: false,
         },
         Tier {
             name: "Broadcaster",
             covers: "follows, polls, predictions, hype trains, channel point redemptions",
-            active: false,
-            detail: "Shown only to the streamer and moderators who turn on broadcaster mode."
-                .into(),
+            active: *consent == ConsentState::On,
+            detail: match consent {
+                ConsentState::On => "Broadcaster mode is on: you see them, nobody else does.".into(),
+                ConsentState::Pending(why) => why.clone(),
+                ConsentState::Off => "Shown only to the streamer and moderators who turn on \
+                                      broadcaster mode. Is this your channel, or do you moderate it?"
+                    .into(),
+            },
+            turn_on: (*consent == ConsentState::Off).then(|| {
+                let back: String =
+                    url::form_urlencoded::byte_serialize(format!("/s/{}", streamer.login).as_bytes())
+                        .collect();
+                format!("/login?channel={}&return_to={back}", streamer.login)
+            }),
+            turn_off: *consent != ConsentState::Off,
         },
     ]
 }
@@ -562,7 +593,11 @@ async fn stream_page(
         .await
         .map_err(|e| PageError::storage(&e))?;
     let cursor = recent.last().map_or(0, |e| e.seq);
-    let items: Vec<FeedItem> = recent.iter().filter(|e| visible(e)).map(item).collect();
+    let consent = consent_state(state, &viewer.user.id, &streamer.id)
+        .await
+        .map_err(|e| PageError::storage(&e))?;
+    let on = consent == ConsentState::On;
+    let items: Vec<FeedItem> = recent.iter().filter(|e| visible(e, on)).map(item).collect();
     let items = fold_gift_bombs(items);
     let skip = items.len().saturating_sub(n as usize);
     let events: Vec<EventView> = items[skip..]
@@ -589,7 +624,7 @@ async fn stream_page(
         viewer: Some(NavUser::from(viewer)),
         csrf: viewer.session.csrf.clone(),
         header: channel_header(state, &streamer.id).await,
-        tiers: tiers(state, &streamer.id, is_favorite),
+        tiers: tiers(state, &streamer, is_favorite, &consent),
         streamer,
         is_favorite,
         player_src: player.to_string(),
@@ -597,4 +632,28 @@ async fn stream_page(
         events,
         cursor,
     })
+}
+
+/// Turns broadcaster mode off for this viewer and channel; the subscriptions it needed go
+/// after the grace period, unless someone else's grant still wants them.
+async fn broadcaster_mode_off(
+    State(state): State<AppState>,
+    viewer: Viewer,
+    Path(login): Path<String>,
+    Form(f): Form<super::auth::CsrfForm>,
+) -> Response {
+    if let Err(e) = viewer.check_csrf(&f.csrf) {
+        return e.into_response();
+    }
+    match state.store.streamer_by_login(&login).await {
+        Ok(Some(s)) => {
+            if let Err(e) = state.store.revoke_consent(&viewer.user.id, &s.id).await {
+                return PageError::storage(&e).into_response();
+            }
+            state.favorites_changed();
+            Redirect::to(&format!("/s/{}", s.login)).into_response()
+        }
+        Ok(None) => Redirect::to("/").into_response(),
+        Err(e) => PageError::storage(&e).into_response(),
+    }
 }

@@ -2,6 +2,7 @@
 //! with CSRF tokens, sealed tokens, and the hourly token validation. The routes themselves
 //! are in `routes::{auth, pages}`.
 
+pub mod consent;
 pub mod seal;
 pub mod session;
 pub mod validation;

@@ -81,22 +81,31 @@ impl Browser {
 
 /// Starts a sign-in: returns the `state` sev sent to the authorize endpoint.
 async fn start_sign_in(app: &TestApp, browser: &mut Browser) -> Result<String> {
-    let res = browser.get(&format!("{}/login", app.url)).await?;
+    let (state, scope) = start_sign_in_at(app, browser, "/login").await?;
+    ensure!(scope == "user:read:chat user:read:follows");
+    Ok(state)
+}
+
+/// Follows `path` to the authorize endpoint: the state and the scopes asked for.
+async fn start_sign_in_at(
+    app: &TestApp,
+    browser: &mut Browser,
+    path: &str,
+) -> Result<(String, String)> {
+    let res = browser.get(&format!("{}{path}", app.url)).await?;
     ensure!(
         res.status == StatusCode::SEE_OTHER,
         "login redirects: {}",
         res.status
     );
     let to = url::Url::parse(&res.location.context("to Twitch")?)?;
-    let scopes = to
-        .query_pairs()
-        .find(|(k, _)| k == "scope")
-        .map(|(_, v)| v.into_owned());
-    ensure!(scopes.as_deref() == Some("user:read:chat user:read:follows"));
-    to.query_pairs()
-        .find(|(k, _)| k == "state")
-        .map(|(_, v)| v.into_owned())
-        .context("a state")
+    let param = |name: &str| {
+        to.query_pairs()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.into_owned())
+            .with_context(|| format!("{name} in the authorize URL"))
+    };
+    Ok((param("state")?, param("scope")?))
 }
 
 /// What the simulator's authorize page sends back: the callback URL.
@@ -107,6 +116,25 @@ async fn decide(
     login: &str,
     approve: bool,
 ) -> Result<String> {
+    decide_scopes(
+        app,
+        sim,
+        state,
+        login,
+        approve,
+        "user:read:chat user:read:follows",
+    )
+    .await
+}
+
+async fn decide_scopes(
+    app: &TestApp,
+    sim: &Sim,
+    state: &str,
+    login: &str,
+    approve: bool,
+    scope: &str,
+) -> Result<String> {
     let res = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .build()?
@@ -114,7 +142,7 @@ async fn decide(
         .form(&[
             ("client_id", app.state.config.twitch.client_id.as_str()),
             ("redirect_uri", app.state.web.redirect_uri.as_str()),
-            ("scope", "user:read:chat user:read:follows"),
+            ("scope", scope),
             ("state", state),
             ("login", login),
             ("decision", if approve { "approve" } else { "deny" }),
@@ -524,5 +552,138 @@ async fn a_revoked_chat_reader_is_replaced_by_another_fan_and_the_gap_is_shown()
         m["event"]["kind"] == "resub",
         "chat-tier events keep flowing: {m}"
     );
+    app.stop().await
+}
+
+/// Turns broadcaster mode on for favstreamer from a signed-in browser, as its button does.
+async fn broadcaster_mode(
+    app: &TestApp,
+    sim: &Sim,
+    b: &mut Browser,
+    login: &str,
+) -> Result<String> {
+    let (state, scope) = start_sign_in_at(
+        app,
+        b,
+        "/login?channel=favstreamer&return_to=%2Fs%2Ffavstreamer",
+    )
+    .await?;
+    let callback = decide_scopes(app, sim, &state, login, true, &scope).await?;
+    let res = b.get(&callback).await?;
+    ensure!(
+        res.location.as_deref() == Some("/s/favstreamer"),
+        "{}",
+        res.body
+    );
+    Ok(scope)
+}
+
+/// A viewer socket carrying this browser's cookies.
+async fn socket(app: &TestApp, b: &Browser) -> Result<crate::helpers::Ws> {
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    let url = format!(
+        "{}/api/v1/streamers/favstreamer/live?after=0",
+        app.url.replacen("http", "ws", 1)
+    );
+    let mut req = url.into_client_request()?;
+    if !b.cookies.is_empty() {
+        req.headers_mut()
+            .insert("cookie", b.cookie_header().parse()?);
+    }
+    let mut ws = tokio_tungstenite::connect_async(req).await?.0;
+    crate::helpers::until_ready(&mut ws).await?;
+    Ok(ws)
+}
+
+#[tokio::test]
+async fn a_consent_tier_event_never_reaches_another_viewers_socket() -> Result<()> {
+    use sev::web::consent::{ConsentState, consent_state};
+    let (app, sim) = spawn_app_with_sim(sev_sim::SimConfig::default()).await?;
+    let (mut moddy, mut claimer, mut viewer) = (Browser::new()?, Browser::new()?, Browser::new()?);
+    sign_in(&app, &sim, &mut moddy, "moddy").await?;
+    sign_in(&app, &sim, &mut claimer, "viewer1").await?;
+    sign_in(&app, &sim, &mut viewer, "viewer2").await?;
+    let home = viewer.get(&format!("{}/", app.url)).await?;
+    let token = csrf(&home.body)?;
+    viewer
+        .post(
+            &format!("{}/favorites", app.url),
+            &[("login", "favstreamer"), ("csrf", &token)],
+        )
+        .await?;
+    let page = moddy.get(&format!("{}/s/favstreamer", app.url)).await?;
+    ensure!(page.body.contains("Turn on broadcaster mode"));
+
+    // A moderator asks only for what a moderator can grant; viewer1 claims to moderate too.
+    let scope = broadcaster_mode(&app, &sim, &mut moddy, "moddy").await?;
+    ensure!(
+        scope.contains("moderator:read:followers") && !scope.contains("channel:read:polls"),
+        "{scope}"
+    );
+    broadcaster_mode(&app, &sim, &mut claimer, "viewer1").await?;
+    eventually("Twitch confirms moddy", || async {
+        Ok(consent_state(&app.state, "1006", "4242").await? == ConsentState::On)
+    })
+    .await?;
+    eventually("Twitch refuses viewer1's claim", || async {
+        Ok(matches!(consent_state(&app.state, "1001", "4242").await?, ConsentState::Pending(why) if why.contains("did not confirm")))
+    })
+    .await?;
+    let page = claimer.get(&format!("{}/s/favstreamer", app.url)).await?;
+    ensure!(
+        page.body
+            .contains("Twitch did not confirm that you moderate this channel")
+    );
+    ensure!(
+        page.body
+            .contains("<strong>Broadcaster</strong> <span class=\"state\">not active</span>")
+    );
+    let page = moddy.get(&format!("{}/s/favstreamer", app.url)).await?;
+    ensure!(
+        page.body
+            .contains("<strong>Broadcaster</strong> <span class=\"state\">active</span>")
+    );
+
+    let mut sockets = vec![
+        ("moddy", socket(&app, &moddy).await?),
+        ("viewer1", socket(&app, &claimer).await?),
+        ("viewer2", socket(&app, &viewer).await?),
+        ("anonymous", socket(&app, &Browser::new()?).await?),
+    ];
+    sim.trigger(
+        json!({"type": "channel.follow", "broadcaster": "favstreamer", "user": "viewer3"}),
+    )?;
+    sim.trigger(json!({"type": "channel.update", "broadcaster": "favstreamer", "title": "After the follow"}))?;
+    for (who, ws) in &mut sockets {
+        let first = crate::helpers::next(ws).await?;
+        if *who == "moddy" {
+            ensure!(
+                first["event"]["kind"] == "follow",
+                "the moderator sees the follow: {first}"
+            );
+            let second = crate::helpers::next(ws).await?;
+            ensure!(second["event"]["kind"] == "channel.update");
+        } else {
+            // Events arrive in log order: had the follow reached this socket, it would be first.
+            ensure!(
+                first["event"]["kind"] == "channel.update",
+                "{who} never sees the follow: {first}"
+            );
+        }
+    }
+    for (b, sees) in [(&moddy, true), (&claimer, false), (&viewer, false)] {
+        let body = b
+            .http
+            .get(format!("{}/api/v1/streamers/favstreamer/events", app.url))
+            .header("cookie", b.cookie_header())
+            .send()
+            .await?
+            .text()
+            .await?;
+        ensure!(
+            body.contains("\"kind\":\"follow\"") == sees,
+            "history: {body}"
+        );
+    }
     app.stop().await
 }
