@@ -207,6 +207,7 @@ pub struct Manager {
     unwanted_since: HashMap<String, Instant>,
     retries: HashMap<Want, Retry>,
     reasons: HashMap<Want, String>,
+    app_client_id: Option<String>,
 }
 
 const FIRST_RETRY: Duration = Duration::from_secs(5);
@@ -227,7 +228,15 @@ impl Manager {
             unwanted_since: HashMap::new(),
             retries: HashMap::new(),
             reasons: HashMap::new(),
+            app_client_id: None,
         }
+    }
+
+    /// Also keeps the app's own `user.authorization.revoke` subscription (condition: this
+    /// client id), so a user who disconnects sev on Twitch can be signed out at once.
+    pub fn watch_authorization_revokes(mut self, client_id: &str) -> Self {
+        self.app_client_id = Some(client_id.to_owned());
+        self
     }
 
     fn backoff(&mut self, want: &Want, reason: String) {
@@ -265,7 +274,16 @@ impl Manager {
             .iter()
             .filter(|s| self.destination.owns(&s.transport))
             .collect();
-        let desired = wants(streamers, consents);
+        let mut desired = wants(streamers, consents);
+        if let Some(client_id) = &self.app_client_id {
+            desired.push(Want {
+                kind: "user.authorization.revoke".into(),
+                version: "1".into(),
+                condition_key: "client_id".into(),
+                streamer_id: client_id.clone(),
+                moderator_id: None,
+            });
+        }
         let mut status = Status {
             streamers: streamers.len(),
             ..Status::default()

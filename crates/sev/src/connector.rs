@@ -93,7 +93,8 @@ pub async fn run(state: AppState) {
         }
     };
 
-    let mut manager = Manager::new(helix, app, destination, GRACE);
+    let mut manager = Manager::new(helix, app, destination, GRACE)
+        .watch_authorization_revokes(&state.config.twitch.client_id);
     loop {
         let since = Utc::now() - chrono::Duration::days(ACTIVE_WINDOW_DAYS);
         let wanted = match (

@@ -143,6 +143,9 @@ pub async fn ingest_notification(
     notification: &sev_twitch::eventsub::Notification,
 ) {
     state.metrics.eventsub_notifications.inc();
+    if handle_app_event(state, notification).await.is_some() {
+        return;
+    }
     let Some(normalized) = sev_pipeline::normalize(notification, message_id, chrono::Utc::now())
     else {
         return;
@@ -158,4 +161,41 @@ pub async fn ingest_notification(
             tracing::error!(error = %e, %message_id, "could not store an EventSub notification")
         }
     }
+}
+
+/// Handles the app's own events (not a channel's feed). `None`: not one of them. `Some(Err)`:
+/// it could not be handled now (a webhook should then ask Twitch to retry).
+pub async fn handle_app_event(
+    state: &crate::state::AppState,
+    notification: &sev_twitch::eventsub::Notification,
+) -> Option<Result<(), sev_store::StoreError>> {
+    use sev_twitch::eventsub::Event;
+    let Event::AuthorizationRevoke(revoke) = &notification.event else {
+        return None;
+    };
+    if revoke.client_id != state.config.twitch.client_id {
+        return Some(Ok(()));
+    }
+    let user_id = revoke.user.user_id.clone()?;
+    Some(sign_out_everywhere(state, &user_id).await)
+}
+
+/// The user revoked sev on Twitch: their sessions and broadcaster-mode grants end now.
+async fn sign_out_everywhere(
+    state: &crate::state::AppState,
+    user_id: &str,
+) -> Result<(), sev_store::StoreError> {
+    let ended = state.store.delete_user_sessions(user_id).await?;
+    let mut grants = 0;
+    for (user, streamer) in state.store.consent_grants().await? {
+        if user == user_id {
+            state.store.revoke_consent(&user, &streamer).await?;
+            grants += 1;
+        }
+    }
+    if grants > 0 {
+        state.favorites_changed();
+    }
+    tracing::info!(%user_id, sessions = ended, grants, "the user revoked sev on Twitch; signed out everywhere");
+    Ok(())
 }

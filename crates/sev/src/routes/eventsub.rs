@@ -57,6 +57,17 @@ async fn receive(State(state): State<AppState>, headers: HeaderMap, body: Bytes)
             ([(header::CONTENT_TYPE, "text/plain")], challenge).into_response()
         }
         WebhookBody::Notification(n) => {
+            match crate::events::handle_app_event(&state, &n).await {
+                Some(Ok(())) => return StatusCode::NO_CONTENT.into_response(),
+                Some(Err(e)) => {
+                    tracing::error!(error = %e, "could not handle an app event; Twitch will retry");
+                    return reject(
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        "temporarily unable to handle the event",
+                    );
+                }
+                None => {}
+            }
             let Some(normalized) = sev_pipeline::normalize(&n, &verified.message_id, Utc::now())
             else {
                 return StatusCode::NO_CONTENT.into_response();

@@ -66,7 +66,17 @@ pub struct Sim {
 }
 
 impl Sim {
+    /// The channel subscriptions: everything but the app's own `user.authorization.revoke`.
     pub async fn subscriptions(&self) -> Result<Vec<serde_json::Value>> {
+        Ok(self
+            .all_subscriptions()
+            .await?
+            .into_iter()
+            .filter(|s| s["type"] != "user.authorization.revoke")
+            .collect())
+    }
+
+    pub async fn all_subscriptions(&self) -> Result<Vec<serde_json::Value>> {
         let v: serde_json::Value = reqwest::get(self.base.join("/_sim/subscriptions")?)
             .await?
             .json()

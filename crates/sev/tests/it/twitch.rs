@@ -34,9 +34,18 @@ async fn favorites_become_one_shared_set_and_events_reach_the_feed() -> Result<(
     );
 
     let status: Value = app.get("/admin/subscriptions").await?.json().await?;
+    let for_favstreamer = status["subscribed"]
+        .as_array()
+        .map(|a| a.iter().filter(|s| s["streamer_id"] == "4242").count());
     ensure!(
-        status["subscribed"].as_array().map(Vec::len) == Some(5) && status["streamers"] == 1,
+        for_favstreamer == Some(5) && status["streamers"] == 1,
         "{status}"
+    );
+    ensure!(
+        status["subscribed"]
+            .as_array()
+            .is_some_and(|a| a.iter().any(|s| s["type"] == "user.authorization.revoke")),
+        "and the app's own revoke subscription: {status}"
     );
 
     // An event made in the simulator arrives in the feed, through the conduit's WebSocket shard.

@@ -447,11 +447,24 @@ async fn hourly_validation_signs_a_revoked_user_out_everywhere() -> Result<()> {
     sign_in(&app, &sim, &mut phone, "viewer1").await?;
     sign_in(&app, &sim, &mut friend, "viewer2").await?;
 
-    let res = reqwest::Client::new()
+    // The user.authorization.revoke notification is lost (sev was down, say): the hourly
+    // validation is what notices.
+    let http = reqwest::Client::new();
+    let res = http
+        .post(sim.base.join("/_sim/faults/delivery")?)
+        .json(&json!({"drop": 1}))
+        .send()
+        .await?;
+    ensure!(res.status().is_success());
+    let res = http
         .post(sim.base.join("/_sim/users/viewer1/revoke-authorization")?)
         .send()
         .await?;
     ensure!(res.status().is_success());
+    ensure!(
+        stored_session(&app, &laptop).await?.is_some(),
+        "nothing told sev yet"
+    );
 
     let now = chrono::Utc::now();
     let report = sev::web::validation::validate_due(&app.state, now).await?;
@@ -685,5 +698,41 @@ async fn a_consent_tier_event_never_reaches_another_viewers_socket() -> Result<(
             "history: {body}"
         );
     }
+    app.stop().await
+}
+
+#[tokio::test]
+async fn revoking_sev_on_twitch_signs_the_user_out_at_once() -> Result<()> {
+    let (app, sim) = spawn_app_with_sim(sev_sim::SimConfig::default()).await?;
+    let (mut laptop, mut friend) = (Browser::new()?, Browser::new()?);
+    sign_in(&app, &sim, &mut laptop, "viewer1").await?;
+    sign_in(&app, &sim, &mut friend, "viewer2").await?;
+    eventually(
+        "the app's user.authorization.revoke subscription",
+        || async {
+            Ok(sim
+                .all_subscriptions()
+                .await?
+                .iter()
+                .any(|s| s["type"] == "user.authorization.revoke" && s["status"] == "enabled"))
+        },
+    )
+    .await?;
+    let res = reqwest::Client::new()
+        .post(sim.base.join("/_sim/users/viewer1/revoke-authorization")?)
+        .send()
+        .await?;
+    ensure!(res.status().is_success());
+    eventually(
+        "viewer1's session ends without waiting for validation",
+        || async { Ok(stored_session(&app, &laptop).await?.is_none()) },
+    )
+    .await?;
+    ensure!(
+        stored_session(&app, &friend).await?.is_some(),
+        "others stay signed in"
+    );
+    let home = laptop.get(&format!("{}/", app.url)).await?;
+    ensure!(home.body.contains("Sign in with Twitch"));
     app.stop().await
 }
