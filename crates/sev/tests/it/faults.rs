@@ -117,10 +117,19 @@ async fn duplicated_and_reordered_deliveries_are_shown_once_each() -> Result<()>
     let mut last = 0;
     control(&sim, "/_sim/faults/delivery", json!({"duplicate": 3})).await?;
     let sent = send(&sim, "dup", 5)?;
-    same_set(&sent, &receive(&mut viewer, 5, &mut last).await?)?;
+    let mut seen = receive(&mut viewer, 5, &mut last).await?;
+    same_set(&sent, &seen)?;
     control(&sim, "/_sim/faults/delivery", json!({"reorder": 2})).await?;
     let sent = send(&sim, "reorder", 6)?;
-    same_set(&sent, &receive(&mut viewer, 6, &mut last).await?)?;
+    let live = receive(&mut viewer, 6, &mut last).await?;
+    same_set(&sent, &live)?;
+    seen.extend(live);
+    // Twitch numbers nothing, so the log's order is the order: a viewer who comes later (or
+    // reconnects) sees exactly what the live viewer saw, in the same order (decision 0007).
+    let mut later = connect(&app, Some(0)).await?;
+    let (mut from, mut replayed) = (0, Vec::new());
+    replayed.extend(receive(&mut later, 11, &mut from).await?);
+    ensure!(replayed == seen, "same order for everyone: {replayed:?} vs {seen:?}");
     // And nothing more: the duplicates were never stored.
     let page: Value = app
         .get("/api/v1/streamers/favstreamer/events?after=0&limit=500")
