@@ -1,12 +1,14 @@
 //! The chat tier (PRODUCT.md): subs, resubs, gifts, cheers and announcements come from
 //! `channel.chat.notification` and `channel.chat.message`, which Twitch delivers only over an
-//! EventSub WebSocket session authorised by a user with `user:read:chat`. sev runs one such
-//! chat reader per wanted streamer, with the token of a signed-in user who has that streamer
-//! as a favorite. When the token is revoked or the session cannot subscribe, another fan's
-//! token takes over, and the feed gets an explicit gap entry: events sent in between are lost
-//! (Twitch does not replay WebSocket deliveries).
+//! EventSub WebSocket session authorised by a user with `user:read:chat`. Every wanted
+//! streamer gets a reader: a signed-in user who has that streamer as a favorite. Twitch allows
+//! a user 3 WebSocket sessions with 300 subscriptions each, so sev opens one session per
+//! reading user and puts all of that user's assigned streamers on it, preferring users who
+//! already read. When the token is revoked or Twitch refuses a subscription, another fan
+//! takes the streamer over, and the feed gets an explicit gap entry: events sent in between
+//! are lost (Twitch does not replay WebSocket deliveries).
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
@@ -31,36 +33,78 @@ const CHECK_EVERY: Duration = Duration::from_secs(30);
 const BENCH_FOR: Duration = Duration::from_secs(600);
 /// Users seen within this window are active (as for the public tier).
 const ACTIVE_WINDOW_DAYS: i64 = 30;
+/// Streamers per reading session: 2 subscriptions each, under Twitch's 300 per session.
+const STREAMERS_PER_SESSION: usize = 150;
 
-/// Why a reader stopped.
+/// What readers tell the supervisor.
 #[derive(Debug)]
-enum Ended {
-    /// Twitch revoked the reader's subscription (authorization revoked, user removed…) or
-    /// refused to create it with this token: try another user.
-    TokenFailed(String),
-    /// Asked to stop (the streamer is no longer wanted, or shutdown).
-    Stopped,
+enum Report {
+    /// Twitch refused this user for this streamer (banned from that chat, a revoked
+    /// subscription): another fan should read it.
+    StreamerFailed {
+        user: String,
+        streamer: String,
+        why: String,
+    },
+    /// The user's token is no good any more (revoked, refused): every streamer moves.
+    UserFailed { user: String, why: String },
+}
+
+enum Command {
+    /// Read this streamer's chat; `gap_since`: it was not read since then (a failover).
+    Add(String, Option<chrono::DateTime<Utc>>),
+    Remove(String),
 }
 
 struct Reader {
-    user_id: String,
+    commands: mpsc::UnboundedSender<Command>,
+    streamers: usize,
     stop: CancellationToken,
 }
 
 /// Runs the chat readers until shutdown.
 pub async fn run(state: AppState) {
-    let (done_tx, mut done) = mpsc::unbounded_channel::<(String, String, Ended)>();
+    let (report_tx, mut reports) = mpsc::unbounded_channel::<Report>();
     let mut readers: HashMap<String, Reader> = HashMap::new();
+    let mut assigned: HashMap<String, String> = HashMap::new();
     let mut benched: HashMap<(String, String), Instant> = HashMap::new();
     // Streamers whose reader failed: the next reader starts the feed with a gap entry.
     let mut gap: HashMap<String, chrono::DateTime<Utc>> = HashMap::new();
+    let mut pending: Vec<Report> = Vec::new();
     loop {
-        while let Ok((streamer, user, ended)) = done.try_recv() {
-            if readers.get(&streamer).is_some_and(|r| r.user_id == user) {
-                readers.remove(&streamer);
-            }
-            if let Ended::TokenFailed(why) = ended {
-                tracing::warn!(streamer_id = %streamer, user_id = %user, %why, "chat reader lost its token; failing over");
+        while let Ok(r) = reports.try_recv() {
+            pending.push(r);
+        }
+        for report in pending.drain(..) {
+            let failed: Vec<(String, String)> = match report {
+                Report::StreamerFailed {
+                    user,
+                    streamer,
+                    why,
+                } => {
+                    tracing::warn!(streamer_id = %streamer, user_id = %user, %why, "chat reader refused for this channel; failing over");
+                    vec![(user, streamer)]
+                }
+                Report::UserFailed { user, why } => {
+                    tracing::warn!(user_id = %user, %why, "chat reader's token failed; failing over");
+                    if let Some(r) = readers.remove(&user) {
+                        r.stop.cancel();
+                    }
+                    assigned
+                        .iter()
+                        .filter(|(_, u)| **u == user)
+                        .map(|(s, u)| (u.clone(), s.clone()))
+                        .collect()
+                }
+            };
+            for (user, streamer) in failed {
+                if assigned.get(&streamer) == Some(&user) {
+                    assigned.remove(&streamer);
+                    if let Some(r) = readers.get_mut(&user) {
+                        let _ = r.commands.send(Command::Remove(streamer.clone()));
+                        r.streamers = r.streamers.saturating_sub(1);
+                    }
+                }
                 benched.insert((streamer.clone(), user), Instant::now());
                 gap.entry(streamer).or_insert_with(Utc::now);
             }
@@ -70,15 +114,16 @@ pub async fn run(state: AppState) {
         let since = Utc::now() - chrono::Duration::days(ACTIVE_WINDOW_DAYS);
         match state.store.wanted_streamers(since).await {
             Ok(wanted) => {
-                readers.retain(|streamer, r| {
+                assigned.retain(|streamer, user| {
                     let keep = wanted.contains(streamer);
-                    if !keep {
-                        r.stop.cancel();
+                    if !keep && let Some(r) = readers.get_mut(user) {
+                        let _ = r.commands.send(Command::Remove(streamer.clone()));
+                        r.streamers = r.streamers.saturating_sub(1);
                     }
                     keep
                 });
                 for streamer in wanted {
-                    if readers.contains_key(&streamer) {
+                    if assigned.contains_key(&streamer) {
                         continue;
                     }
                     let candidates = match state.store.chat_reader_sessions(&streamer).await {
@@ -88,28 +133,51 @@ pub async fn run(state: AppState) {
                             continue;
                         }
                     };
-                    let Some(session) = candidates
+                    let usable: Vec<Session> = candidates
                         .into_iter()
-                        .find(|s| !benched.contains_key(&(streamer.clone(), s.user_id.clone())))
-                    else {
+                        .filter(|s| !benched.contains_key(&(streamer.clone(), s.user_id.clone())))
+                        .collect();
+                    // A user who already reads (with room) before opening another session.
+                    let chosen = usable
+                        .iter()
+                        .find(|s| {
+                            readers
+                                .get(&s.user_id)
+                                .is_some_and(|r| r.streamers < STREAMERS_PER_SESSION)
+                        })
+                        .or_else(|| usable.iter().find(|s| !readers.contains_key(&s.user_id)));
+                    let Some(session) = chosen.cloned() else {
                         continue;
                     };
-                    let stop = state.shutdown.child_token();
-                    readers.insert(
-                        streamer.clone(),
+                    let reader = readers.entry(session.user_id.clone()).or_insert_with(|| {
+                        let (commands, rx) = mpsc::unbounded_channel();
+                        let stop = state.shutdown.child_token();
+                        tokio::spawn(read(
+                            state.clone(),
+                            session.clone(),
+                            rx,
+                            report_tx.clone(),
+                            stop.clone(),
+                        ));
                         Reader {
-                            user_id: session.user_id.clone(),
-                            stop: stop.clone(),
-                        },
-                    );
-                    let since = gap.remove(&streamer);
-                    let (state, tx) = (state.clone(), done_tx.clone());
-                    tokio::spawn(async move {
-                        let user = session.user_id.clone();
-                        let ended = read(&state, &streamer, &session, since, stop).await;
-                        let _ = tx.send((streamer, user, ended));
+                            commands,
+                            streamers: 0,
+                            stop,
+                        }
                     });
+                    let _ = reader
+                        .commands
+                        .send(Command::Add(streamer.clone(), gap.remove(&streamer)));
+                    reader.streamers += 1;
+                    assigned.insert(streamer, session.user_id.clone());
                 }
+                readers.retain(|_, r| {
+                    let keep = r.streamers > 0;
+                    if !keep {
+                        r.stop.cancel();
+                    }
+                    keep
+                });
             }
             Err(e) => tracing::warn!(error = %e, "reading the wanted streamers failed"),
         }
@@ -117,7 +185,7 @@ pub async fn run(state: AppState) {
         tokio::select! {
             () = state.shutdown.cancelled() => break,
             () = state.chat_wake.notified() => {}
-            Some(msg) = done.recv() => { let _ = done_tx.send(msg); }
+            Some(r) = reports.recv() => pending.push(r),
             () = tokio::time::sleep(CHECK_EVERY) => {}
         }
     }
@@ -160,94 +228,163 @@ fn gap_event(streamer_id: &str, since: chrono::DateTime<Utc>) -> sev_store::NewE
     }
 }
 
-/// One chat reader: a WebSocket session with the chat subscriptions for one streamer.
+/// One reading user: a WebSocket session holding the chat subscriptions of every streamer
+/// assigned to them.
 async fn read(
-    state: &AppState,
-    streamer_id: &str,
-    session: &Session,
-    gap_since: Option<chrono::DateTime<Utc>>,
+    state: AppState,
+    session: Session,
+    mut commands: mpsc::UnboundedReceiver<Command>,
+    reports: mpsc::UnboundedSender<Report>,
     stop: CancellationToken,
-) -> Ended {
-    let Some(tokens) = crate::web::user_tokens(state, session) else {
-        return Ended::TokenFailed("the stored token cannot be opened".into());
+) {
+    let user = session.user_id.clone();
+    let Some(tokens) = crate::web::user_tokens(&state, &session) else {
+        let _ = reports.send(Report::UserFailed {
+            user,
+            why: "the stored token cannot be opened".into(),
+        });
+        return;
     };
-    let mut gap_since = gap_since;
+    // Streamer → when it stopped being read (a gap to report once it is read again).
+    let mut streamers: BTreeMap<String, Option<chrono::DateTime<Utc>>> = BTreeMap::new();
+    let mut current: Option<String> = None;
     let mut ws = WsSession::spawn(WsConfig::new(state.config.twitch.eventsub_ws_url.clone()));
-    let helix = &state.web.helix;
-    let ended = loop {
-        let event = tokio::select! {
-            () = stop.cancelled() => break Ended::Stopped,
-            e = ws.next_event() => match e { Some(e) => e, None => break Ended::Stopped },
-        };
-        match event {
-            SessionEvent::Welcome { session_id, .. } => {
-                let mut failed = None;
-                for (kind, version) in CHAT_TYPES {
-                    let req = CreateSubscription {
-                        kind: (*kind).into(),
-                        version: (*version).into(),
-                        condition: json!({ "broadcaster_user_id": streamer_id, "user_id": session.user_id }),
-                        transport: Transport {
-                            method: "websocket".into(),
-                            session_id: Some(session_id.clone()),
-                            ..Transport::default()
-                        },
-                    };
-                    match helix.create_subscription(&tokens, &req).await {
-                        Ok(_) | Err(HelixError::Conflict(_)) => {}
-                        Err(
-                            e @ (HelixError::Unauthorized(_)
-                            | HelixError::Forbidden(_)
-                            | HelixError::Token(_)),
-                        ) => {
-                            failed = Some(e.to_string());
+    loop {
+        tokio::select! {
+            () = stop.cancelled() => break,
+            cmd = commands.recv() => match cmd {
+                None => break,
+                Some(Command::Add(streamer, gap)) => {
+                    streamers.insert(streamer.clone(), gap);
+                    if let Some(sid) = &current
+                        && let Err(r) = subscribe(&state, &tokens, &user, sid, &streamer, &mut streamers).await
+                    {
+                        let fatal = matches!(r, Report::UserFailed { .. });
+                        let _ = reports.send(r);
+                        if fatal {
                             break;
-                        }
-                        // Twitch unreachable or busy: the socket closes unused and the session
-                        // reconnects, trying again.
-                        Err(e) => {
-                            tracing::warn!(error = %e, %kind, "creating a chat subscription failed")
                         }
                     }
                 }
-                if let Some(why) = failed {
-                    break Ended::TokenFailed(why);
+                Some(Command::Remove(streamer)) => {
+                    // Its subscriptions stay until the session ends; Twitch delivers nothing
+                    // sev shows twice (the log dedupes), and a new session drops them.
+                    streamers.remove(&streamer);
+                    set_active(&state, &streamer, false);
                 }
-                tracing::info!(streamer_id, user_id = %session.user_id, "chat reader subscribed");
-                set_active(state, streamer_id, true);
-                if let Some(since) = gap_since.take()
-                    && let Err(e) = state
-                        .events
-                        .ingest(vec![gap_event(streamer_id, since)])
-                        .await
-                {
-                    tracing::warn!(error = %e, "storing a chat gap entry failed");
+            },
+            event = ws.next_event() => match event {
+                None => break,
+                Some(SessionEvent::Welcome { session_id, .. }) => {
+                    current = Some(session_id.clone());
+                    let names: Vec<String> = streamers.keys().cloned().collect();
+                    let mut fatal = false;
+                    for streamer in names {
+                        if let Err(r) = subscribe(&state, &tokens, &user, &session_id, &streamer, &mut streamers).await {
+                            fatal = matches!(r, Report::UserFailed { .. });
+                            let _ = reports.send(r);
+                            if fatal {
+                                break;
+                            }
+                        }
+                    }
+                    if fatal {
+                        break;
+                    }
                 }
+                Some(SessionEvent::Notification { message_id, notification }) => {
+                    crate::events::ingest_notification(&state, &message_id, &notification).await;
+                }
+                Some(SessionEvent::Revocation(sub)) => {
+                    let streamer = sub
+                        .condition
+                        .get("broadcaster_user_id")
+                        .and_then(|v| v.as_str())
+                        .unwrap_or_default()
+                        .to_owned();
+                    let why = format!("subscription revoked: {}", sub.status);
+                    if matches!(sub.status.as_str(), "authorization_revoked" | "user_removed") {
+                        let _ = reports.send(Report::UserFailed { user: user.clone(), why });
+                        break;
+                    }
+                    streamers.remove(&streamer);
+                    set_active(&state, &streamer, false);
+                    let _ = reports.send(Report::StreamerFailed { user: user.clone(), streamer, why });
+                }
+                Some(SessionEvent::Reconnected { .. }) => {}
+                Some(SessionEvent::Disconnected(reason)) => {
+                    // The subscriptions died with the session; the next welcome recreates
+                    // them, and what was sent meanwhile is lost: say so in the feed.
+                    tracing::warn!(?reason, user_id = %user, "chat reader disconnected; reconnecting");
+                    current = None;
+                    let now = Utc::now();
+                    for (streamer, gap) in &mut streamers {
+                        gap.get_or_insert(now);
+                        set_active(&state, streamer, false);
+                    }
+                }
+            },
+        }
+    }
+    for streamer in streamers.keys() {
+        set_active(&state, streamer, false);
+    }
+    ws.stop().await;
+}
+
+/// Creates one streamer's chat subscriptions on the session; on success marks the chat tier
+/// active and writes the pending gap entry, if any.
+async fn subscribe(
+    state: &AppState,
+    tokens: &dyn sev_twitch::oauth::TokenSource,
+    user: &str,
+    session_id: &str,
+    streamer: &str,
+    streamers: &mut BTreeMap<String, Option<chrono::DateTime<Utc>>>,
+) -> Result<(), Report> {
+    for (kind, version) in CHAT_TYPES {
+        let req = CreateSubscription {
+            kind: (*kind).into(),
+            version: (*version).into(),
+            condition: json!({ "broadcaster_user_id": streamer, "user_id": user }),
+            transport: Transport {
+                method: "websocket".into(),
+                session_id: Some(session_id.to_owned()),
+                ..Transport::default()
+            },
+        };
+        match state.web.helix.create_subscription(tokens, &req).await {
+            Ok(_) | Err(HelixError::Conflict(_)) => {}
+            Err(e @ (HelixError::Unauthorized(_) | HelixError::Token(_))) => {
+                return Err(Report::UserFailed {
+                    user: user.to_owned(),
+                    why: e.to_string(),
+                });
             }
-            SessionEvent::Notification {
-                message_id,
-                notification,
-            } => crate::events::ingest_notification(state, &message_id, &notification).await,
-            SessionEvent::Revocation(sub) => {
-                break Ended::TokenFailed(format!("subscription revoked: {}", sub.status));
+            Err(e @ HelixError::Forbidden(_)) => {
+                streamers.remove(streamer);
+                return Err(Report::StreamerFailed {
+                    user: user.to_owned(),
+                    streamer: streamer.to_owned(),
+                    why: e.to_string(),
+                });
             }
-            SessionEvent::Reconnected { .. } => {}
-            SessionEvent::Disconnected(reason) => {
-                // The subscriptions died with the session; the next welcome recreates them,
-                // and what was sent meanwhile is lost: say so in the feed.
-                tracing::warn!(
-                    ?reason,
-                    streamer_id,
-                    "chat reader disconnected; reconnecting"
-                );
-                gap_since.get_or_insert_with(Utc::now);
-                set_active(state, streamer_id, false);
+            // Twitch unreachable or busy: the next welcome (after the unused socket closes)
+            // tries again.
+            Err(e) => {
+                tracing::warn!(error = %e, %kind, streamer_id = %streamer, "creating a chat subscription failed");
+                return Ok(());
             }
         }
-    };
-    set_active(state, streamer_id, false);
-    ws.stop().await;
-    ended
+    }
+    tracing::info!(streamer_id = %streamer, user_id = %user, "chat reader subscribed");
+    set_active(state, streamer, true);
+    if let Some(since) = streamers.get_mut(streamer).and_then(Option::take)
+        && let Err(e) = state.events.ingest(vec![gap_event(streamer, since)]).await
+    {
+        tracing::warn!(error = %e, "storing a chat gap entry failed");
+    }
+    Ok(())
 }
 
 fn set_active(state: &AppState, streamer_id: &str, active: bool) {

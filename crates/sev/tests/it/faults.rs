@@ -129,7 +129,10 @@ async fn duplicated_and_reordered_deliveries_are_shown_once_each() -> Result<()>
     let mut later = connect(&app, Some(0)).await?;
     let (mut from, mut replayed) = (0, Vec::new());
     replayed.extend(receive(&mut later, 11, &mut from).await?);
-    ensure!(replayed == seen, "same order for everyone: {replayed:?} vs {seen:?}");
+    ensure!(
+        replayed == seen,
+        "same order for everyone: {replayed:?} vs {seen:?}"
+    );
     // And nothing more: the duplicates were never stored.
     let page: Value = app
         .get("/api/v1/streamers/favstreamer/events?after=0&limit=500")

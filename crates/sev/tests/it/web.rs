@@ -736,3 +736,59 @@ async fn revoking_sev_on_twitch_signs_the_user_out_at_once() -> Result<()> {
     ensure!(home.body.contains("Sign in with Twitch"));
     app.stop().await
 }
+
+#[tokio::test]
+async fn a_fan_of_many_channels_reads_them_all_on_one_session() -> Result<()> {
+    let (app, sim) = spawn_app_with_sim(sev_sim::SimConfig::default()).await?;
+    let mut b = Browser::new()?;
+    sign_in(&app, &sim, &mut b, "viewer1").await?;
+    let home = b.get(&format!("{}/", app.url)).await?;
+    let token = csrf(&home.body)?;
+    let channels = [
+        "favstreamer",
+        "speedrunsam",
+        "cozycarla",
+        "retrorick",
+        "pixelpia",
+    ];
+    for login in channels {
+        b.post(
+            &format!("{}/favorites", app.url),
+            &[("login", login), ("csrf", &token)],
+        )
+        .await?;
+    }
+    // Twitch allows a user 3 WebSocket sessions: five channels must not need five.
+    let chat_subs = || async {
+        Ok::<_, anyhow::Error>(
+            sim.subscriptions()
+                .await?
+                .into_iter()
+                .filter(|s| s["transport"]["method"] == "websocket" && s["status"] == "enabled")
+                .collect::<Vec<_>>(),
+        )
+    };
+    eventually("chat subscriptions for all five", || async {
+        Ok(chat_subs().await?.len() == 2 * channels.len())
+    })
+    .await?;
+    let sessions: std::collections::BTreeSet<String> = chat_subs()
+        .await?
+        .iter()
+        .filter_map(|s| s["transport"]["session_id"].as_str().map(str::to_owned))
+        .collect();
+    ensure!(sessions.len() == 1, "one session: {sessions:?}");
+    sim.trigger(json!({"type": "channel.chat.notification", "broadcaster": "pixelpia", "user": "viewer3", "notice_type": "sub"}))?;
+    eventually("pixelpia's sub stored", || async {
+        let v: serde_json::Value =
+            reqwest::get(format!("{}/api/v1/streamers/pixelpia/events", app.url))
+                .await?
+                .json()
+                .await?;
+        Ok(v["events"]
+            .as_array()
+            .is_some_and(|e| e.iter().any(|e| e["kind"] == "sub")))
+    })
+    .await?;
+    app.stop().await
+}
