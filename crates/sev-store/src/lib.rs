@@ -282,6 +282,30 @@ pub trait Store: Send + Sync + 'static {
     /// Whether this user may see this channel's consent-tier events.
     async fn has_consent(&self, user_id: &str, streamer_id: &str) -> Result<bool>;
 
+    /// Takes the lease `name` for `holder` for `ttl` if nobody holds it (or it expired);
+    /// returns its new fence, or `None` when someone else holds it.
+    async fn acquire_lease(
+        &self,
+        name: &str,
+        holder: &str,
+        ttl: std::time::Duration,
+    ) -> Result<Option<i64>>;
+
+    /// Extends a lease this holder still holds with this fence; `false`: it was lost.
+    async fn renew_lease(
+        &self,
+        name: &str,
+        holder: &str,
+        fence: i64,
+        ttl: std::time::Duration,
+    ) -> Result<bool>;
+
+    /// Gives a lease up at once (a clean shutdown), so another instance takes it now.
+    async fn release_lease(&self, name: &str, holder: &str, fence: i64) -> Result<()>;
+
+    /// How many unexpired leases have names starting with `prefix` (live instances).
+    async fn count_leases(&self, prefix: &str) -> Result<i64>;
+
     /// Closes the connections; later calls fail.
     async fn close(&self);
 }

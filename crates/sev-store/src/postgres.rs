@@ -551,6 +551,71 @@ impl Store for PostgresStore {
         Ok(row.is_some())
     }
 
+    async fn acquire_lease(
+        &self,
+        name: &str,
+        holder: &str,
+        ttl: std::time::Duration,
+    ) -> Result<Option<i64>> {
+        // The database's clock decides, so instances with skewed clocks agree.
+        let row = sqlx::query(
+            "insert into leases (name, holder, fence, expires_at)
+             values ($1, $2, 1, now() + make_interval(secs => $3))
+             on conflict (name) do update set holder = excluded.holder, fence = leases.fence + 1,
+                 expires_at = excluded.expires_at
+             where leases.expires_at < now()
+             returning fence",
+        )
+        .bind(name)
+        .bind(holder)
+        .bind(ttl.as_secs_f64())
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(|r| r.try_get::<i64, _>("fence").map_err(StoreError::from))
+            .transpose()
+    }
+
+    async fn renew_lease(
+        &self,
+        name: &str,
+        holder: &str,
+        fence: i64,
+        ttl: std::time::Duration,
+    ) -> Result<bool> {
+        let done = sqlx::query(
+            "update leases set expires_at = now() + make_interval(secs => $1)
+             where name = $2 and holder = $3 and fence = $4 and expires_at >= now()",
+        )
+        .bind(ttl.as_secs_f64())
+        .bind(name)
+        .bind(holder)
+        .bind(fence)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn release_lease(&self, name: &str, holder: &str, fence: i64) -> Result<()> {
+        sqlx::query(
+            "update leases set expires_at = 'epoch' where name = $1 and holder = $2 and fence = $3",
+        )
+        .bind(name)
+        .bind(holder)
+        .bind(fence)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn count_leases(&self, prefix: &str) -> Result<i64> {
+        Ok(sqlx::query_scalar(
+            "select count(*) from leases where starts_with(name, $1) and expires_at >= now()",
+        )
+        .bind(prefix)
+        .fetch_one(&self.pool)
+        .await?)
+    }
+
     async fn close(&self) {
         self.pool.close().await;
     }

@@ -574,6 +574,75 @@ impl Store for SqliteStore {
         Ok(row.is_some())
     }
 
+    async fn acquire_lease(
+        &self,
+        name: &str,
+        holder: &str,
+        ttl: std::time::Duration,
+    ) -> Result<Option<i64>> {
+        let now = Utc::now();
+        let until = now + chrono::Duration::from_std(ttl).unwrap_or_default();
+        let row = sqlx::query(
+            "insert into leases (name, holder, fence, expires_at) values (?, ?, 1, ?)
+             on conflict (name) do update set holder = excluded.holder, fence = leases.fence + 1,
+                 expires_at = excluded.expires_at
+             where leases.expires_at < ?
+             returning fence",
+        )
+        .bind(name)
+        .bind(holder)
+        .bind(ts(until))
+        .bind(ts(now))
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(|r| r.try_get::<i64, _>("fence").map_err(StoreError::from))
+            .transpose()
+    }
+
+    async fn renew_lease(
+        &self,
+        name: &str,
+        holder: &str,
+        fence: i64,
+        ttl: std::time::Duration,
+    ) -> Result<bool> {
+        let now = Utc::now();
+        let until = now + chrono::Duration::from_std(ttl).unwrap_or_default();
+        let done = sqlx::query(
+            "update leases set expires_at = ? where name = ? and holder = ? and fence = ? and expires_at >= ?",
+        )
+        .bind(ts(until))
+        .bind(name)
+        .bind(holder)
+        .bind(fence)
+        .bind(ts(now))
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn release_lease(&self, name: &str, holder: &str, fence: i64) -> Result<()> {
+        sqlx::query("update leases set expires_at = ? where name = ? and holder = ? and fence = ?")
+            .bind(ts(DateTime::<Utc>::UNIX_EPOCH))
+            .bind(name)
+            .bind(holder)
+            .bind(fence)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn count_leases(&self, prefix: &str) -> Result<i64> {
+        Ok(sqlx::query_scalar(
+            "select count(*) from leases where substr(name, 1, length(?)) = ? and expires_at >= ?",
+        )
+        .bind(prefix)
+        .bind(prefix)
+        .bind(ts(Utc::now()))
+        .fetch_one(&self.pool)
+        .await?)
+    }
+
     async fn close(&self) {
         self.pool.close().await;
     }

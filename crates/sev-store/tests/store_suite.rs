@@ -646,6 +646,41 @@ async fn favorite_streamers_have_names(db: &mut TestDb) -> Result<()> {
     Ok(())
 }
 
+async fn a_lease_has_one_holder_until_it_expires(db: &mut TestDb) -> Result<()> {
+    let ttl = Duration::from_millis(400);
+    let a = db.store.acquire_lease("shard:0", "a", ttl).await?;
+    ensure!(a == Some(1), "free: taken, fence 1");
+    ensure!(
+        db.store.acquire_lease("shard:0", "b", ttl).await?.is_none(),
+        "held: nobody else takes it"
+    );
+    ensure!(db.store.renew_lease("shard:0", "a", 1, ttl).await?);
+    ensure!(
+        !db.store.renew_lease("shard:0", "b", 1, ttl).await?,
+        "only the holder renews"
+    );
+    ensure!(db.store.count_leases("shard:").await? == 1);
+    // Expired: another holder takes it with a higher fence, and the old one cannot renew.
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    let b = loop {
+        if let Some(f) = db.store.acquire_lease("shard:0", "b", ttl).await? {
+            break f;
+        }
+        ensure!(std::time::Instant::now() < deadline, "the lease expires");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    ensure!(b == 2, "fenced: {b}");
+    ensure!(
+        !db.store.renew_lease("shard:0", "a", 1, ttl).await?,
+        "the old holder lost it"
+    );
+    // Released: free at once.
+    db.store.release_lease("shard:0", "b", 2).await?;
+    ensure!(db.store.acquire_lease("shard:0", "c", ttl).await? == Some(3));
+    ensure!(db.store.count_leases("instance:").await? == 0);
+    Ok(())
+}
+
 async fn ping_and_close(db: &mut TestDb) -> Result<()> {
     db.store.ping().await?;
     db.store.close().await;
@@ -695,6 +730,7 @@ all_backends!(
     a_login_state_is_taken_once,
     sessions_end_one_by_one_or_all_at_once,
     favorite_streamers_have_names,
+    a_lease_has_one_holder_until_it_expires,
     ping_and_close,
 );
 

@@ -107,6 +107,12 @@ pub struct Settings {
     )]
     pub token_key: Option<String>,
 
+    /// Whether this instance holds the Twitch connections (conduit shard, chat readers,
+    /// subscription reconciler, token validation): `true` on exactly one instance of a
+    /// deployment, `false` on the others (docs/deploy.md) [default: true]
+    #[arg(long, env = "SEV_TWITCH_WORKERS", value_name = "BOOL")]
+    pub twitch_workers: Option<String>,
+
     /// How many past events the stream page shows when it opens (10 to 500) [default: 25]
     #[arg(long, env = "SEV_FEED_HISTORY", value_name = "N")]
     pub feed_history: Option<String>,
@@ -155,6 +161,7 @@ impl Settings {
             twitch_chat_url,
             token_key,
             feed_history,
+            twitch_workers,
             eventsub_transport,
             eventsub_secret,
             retention_days
@@ -225,6 +232,8 @@ pub struct Config {
     pub token_key: Option<SecretString>,
     /// Events the stream page shows from history.
     pub feed_history: u32,
+    /// This instance runs the Twitch connections.
+    pub twitch_workers: bool,
 }
 
 /// Which command the configuration is for: the demo brings its own Twitch.
@@ -428,7 +437,19 @@ impl Config {
             _ => return Err(bad("feed_history", "expected a number from 10 to 500")),
         };
 
+        let twitch_workers = match s.twitch_workers.as_deref().unwrap_or("true") {
+            "true" => true,
+            "false" => false,
+            other => {
+                return Err(bad(
+                    "twitch_workers",
+                    format!("{other:?} is not true or false"),
+                ));
+            }
+        };
+
         Ok(Self {
+            twitch_workers,
             token_key,
             feed_history,
             retention,

@@ -130,12 +130,13 @@ impl App {
             axum::serve(listener, router).with_graceful_shutdown(token.clone().cancelled_owned());
         let mut server = tokio::spawn(async move { serve.await });
         // The public tier's connector, when there is a Twitch to talk to.
-        let connector = (!state.config.twitch.client_id.is_empty())
-            .then(|| tokio::spawn(crate::connector::run(state.clone())));
-        let chat = (!state.config.twitch.client_id.is_empty())
-            .then(|| tokio::spawn(crate::chat::run(state.clone())));
+        // The Twitch connections, when there is a Twitch to talk to and this instance holds
+        // them (one instance of a deployment does: docs/deploy.md).
+        let workers = state.config.twitch_workers && !state.config.twitch.client_id.is_empty();
+        let connector = workers.then(|| tokio::spawn(crate::connector::run(state.clone())));
+        let chat = workers.then(|| tokio::spawn(crate::chat::run(state.clone())));
         let retention = tokio::spawn(crate::retention::run(state.clone()));
-        let validation = tokio::spawn(crate::web::validation::run(state.clone()));
+        let validation = workers.then(|| tokio::spawn(crate::web::validation::run(state.clone())));
         drop(state);
 
         let mut failure = None;
@@ -174,9 +175,10 @@ impl App {
         {
             tracing::warn!("the retention task did not stop in time");
         }
-        if tokio::time::timeout(Duration::from_millis(500), validation)
-            .await
-            .is_err()
+        if let Some(v) = validation
+            && tokio::time::timeout(Duration::from_millis(500), v)
+                .await
+                .is_err()
         {
             tracing::warn!("the token validation task did not stop in time");
         }

@@ -6,7 +6,7 @@ use serde_json::{Value, json};
 
 use crate::helpers::{TestApp, spawn_app_with};
 
-const SECRET: &str = "test-eventsub-secret";
+pub const SECRET: &str = "test-eventsub-secret";
 
 async fn app() -> Result<TestApp> {
     spawn_app_with(|s| sev::config::Settings {
@@ -16,7 +16,7 @@ async fn app() -> Result<TestApp> {
     .await
 }
 
-fn body(kind: &str, event: Value) -> Vec<u8> {
+pub fn body(kind: &str, event: Value) -> Vec<u8> {
     serde_json::to_vec(&json!({
         "subscription": {"id": "sub-1", "status": "enabled", "type": kind, "version": "1", "cost": 0,
             "condition": {"broadcaster_user_id": "4242"}, "transport": {"method": "webhook", "callback": "https://x/eventsub"},
@@ -26,7 +26,7 @@ fn body(kind: &str, event: Value) -> Vec<u8> {
     .unwrap_or_default()
 }
 
-fn online(id: &str) -> Vec<u8> {
+pub fn online(id: &str) -> Vec<u8> {
     body(
         "stream.online",
         json!({"id": id, "broadcaster_user_id": "4242", "broadcaster_user_login": "favstreamer",
@@ -34,7 +34,7 @@ fn online(id: &str) -> Vec<u8> {
     )
 }
 
-async fn post(
+pub async fn post(
     app: &TestApp,
     message_id: &str,
     message_type: &str,

@@ -7,6 +7,7 @@ mod faults;
 mod feed;
 mod helpers;
 mod ops;
+mod outages;
 mod pipeline;
 mod twitch;
 mod web;
