@@ -30,7 +30,7 @@ pub const PUBLIC_TYPES: &[(&str, &str, &str)] = &[
 ];
 
 /// One desired subscription.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, serde::Deserialize)]
 pub struct Want {
     #[serde(rename = "type")]
     pub kind: String,
@@ -160,7 +160,7 @@ fn healthy(status: &str) -> bool {
     matches!(status, "enabled" | "webhook_callback_verification_pending")
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
 pub struct Subscribed {
     #[serde(flatten)]
     pub want: Want,
@@ -169,7 +169,7 @@ pub struct Subscribed {
     pub cost: i64,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
 pub struct NotSubscribed {
     #[serde(flatten)]
     pub want: Want,
@@ -179,7 +179,7 @@ pub struct NotSubscribed {
 }
 
 /// What is subscribed, what is not and why: for operators (JSON) and metrics.
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Default, Serialize, serde::Deserialize)]
 pub struct Status {
     pub streamers: usize,
     pub subscribed: Vec<Subscribed>,

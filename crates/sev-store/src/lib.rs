@@ -282,8 +282,9 @@ pub trait Store: Send + Sync + 'static {
     /// Whether this user may see this channel's consent-tier events.
     async fn has_consent(&self, user_id: &str, streamer_id: &str) -> Result<bool>;
 
-    /// Takes the lease `name` for `holder` for `ttl` if nobody holds it (or it expired);
-    /// returns its new fence, or `None` when someone else holds it.
+    /// Takes the lease `name` for `holder` for `ttl` if nobody else holds it (free, expired,
+    /// or held by this same holder before a restart); returns its new fence, or `None` when
+    /// someone else holds it.
     async fn acquire_lease(
         &self,
         name: &str,
@@ -305,6 +306,12 @@ pub trait Store: Send + Sync + 'static {
 
     /// How many unexpired leases have names starting with `prefix` (live instances).
     async fn count_leases(&self, prefix: &str) -> Result<i64>;
+
+    /// Records a shared fact (JSON) under `name`, replacing the previous one.
+    async fn put_app_state(&self, name: &str, value: &serde_json::Value) -> Result<()>;
+
+    /// The shared fact recorded under `name`, if any.
+    async fn app_state(&self, name: &str) -> Result<Option<serde_json::Value>>;
 
     /// Closes the connections; later calls fail.
     async fn close(&self);

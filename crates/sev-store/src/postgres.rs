@@ -563,7 +563,7 @@ impl Store for PostgresStore {
              values ($1, $2, 1, now() + make_interval(secs => $3))
              on conflict (name) do update set holder = excluded.holder, fence = leases.fence + 1,
                  expires_at = excluded.expires_at
-             where leases.expires_at < now()
+             where leases.expires_at < now() or leases.holder = excluded.holder
              returning fence",
         )
         .bind(name)
@@ -614,6 +614,32 @@ impl Store for PostgresStore {
         .bind(prefix)
         .fetch_one(&self.pool)
         .await?)
+    }
+
+    async fn put_app_state(&self, name: &str, value: &serde_json::Value) -> Result<()> {
+        sqlx::query(
+            "insert into app_state (name, value, updated_at) values ($1, $2, $3)
+             on conflict (name) do update set value = excluded.value, updated_at = excluded.updated_at",
+        )
+        .bind(name)
+        .bind(value.to_string())
+        .bind(Utc::now())
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn app_state(&self, name: &str) -> Result<Option<serde_json::Value>> {
+        let value: Option<String> =
+            sqlx::query_scalar("select value from app_state where name = $1")
+                .bind(name)
+                .fetch_optional(&self.pool)
+                .await?;
+        value
+            .map(|v| {
+                serde_json::from_str(&v).map_err(|e| StoreError::Corrupt(format!("app state: {e}")))
+            })
+            .transpose()
     }
 
     async fn close(&self) {

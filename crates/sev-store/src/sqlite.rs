@@ -586,7 +586,7 @@ impl Store for SqliteStore {
             "insert into leases (name, holder, fence, expires_at) values (?, ?, 1, ?)
              on conflict (name) do update set holder = excluded.holder, fence = leases.fence + 1,
                  expires_at = excluded.expires_at
-             where leases.expires_at < ?
+             where leases.expires_at < ? or leases.holder = excluded.holder
              returning fence",
         )
         .bind(name)
@@ -641,6 +641,32 @@ impl Store for SqliteStore {
         .bind(ts(Utc::now()))
         .fetch_one(&self.pool)
         .await?)
+    }
+
+    async fn put_app_state(&self, name: &str, value: &serde_json::Value) -> Result<()> {
+        sqlx::query(
+            "insert into app_state (name, value, updated_at) values (?, ?, ?)
+             on conflict (name) do update set value = excluded.value, updated_at = excluded.updated_at",
+        )
+        .bind(name)
+        .bind(value.to_string())
+        .bind(ts(Utc::now()))
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn app_state(&self, name: &str) -> Result<Option<serde_json::Value>> {
+        let value: Option<String> =
+            sqlx::query_scalar("select value from app_state where name = ?")
+                .bind(name)
+                .fetch_optional(&self.pool)
+                .await?;
+        value
+            .map(|v| {
+                serde_json::from_str(&v).map_err(|e| StoreError::Corrupt(format!("app state: {e}")))
+            })
+            .transpose()
     }
 
     async fn close(&self) {

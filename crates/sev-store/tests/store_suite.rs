@@ -660,6 +660,14 @@ async fn a_lease_has_one_holder_until_it_expires(db: &mut TestDb) -> Result<()> 
         "only the holder renews"
     );
     ensure!(db.store.count_leases("shard:").await? == 1);
+    // The same holder (an instance restarted on the same data dir) takes it back at once.
+    ensure!(db.store.acquire_lease("shard:0", "a", ttl).await? == Some(2));
+    ensure!(
+        !db.store.renew_lease("shard:0", "a", 1, ttl).await?,
+        "the old fence is void"
+    );
+    db.store.release_lease("shard:0", "a", 2).await?;
+    ensure!(db.store.acquire_lease("shard:0", "a", ttl).await? == Some(3));
     // Expired: another holder takes it with a higher fence, and the old one cannot renew.
     let deadline = std::time::Instant::now() + Duration::from_secs(5);
     let b = loop {
@@ -669,15 +677,25 @@ async fn a_lease_has_one_holder_until_it_expires(db: &mut TestDb) -> Result<()> 
         ensure!(std::time::Instant::now() < deadline, "the lease expires");
         tokio::time::sleep(Duration::from_millis(50)).await;
     };
-    ensure!(b == 2, "fenced: {b}");
+    ensure!(b == 4, "fenced: {b}");
     ensure!(
-        !db.store.renew_lease("shard:0", "a", 1, ttl).await?,
+        !db.store.renew_lease("shard:0", "a", 3, ttl).await?,
         "the old holder lost it"
     );
     // Released: free at once.
-    db.store.release_lease("shard:0", "b", 2).await?;
-    ensure!(db.store.acquire_lease("shard:0", "c", ttl).await? == Some(3));
+    db.store.release_lease("shard:0", "b", 4).await?;
+    ensure!(db.store.acquire_lease("shard:0", "c", ttl).await? == Some(5));
     ensure!(db.store.count_leases("instance:").await? == 0);
+    ensure!(db.store.app_state("subscriptions").await?.is_none());
+    db.store
+        .put_app_state("subscriptions", &serde_json::json!({"streamers": 1}))
+        .await?;
+    db.store
+        .put_app_state("subscriptions", &serde_json::json!({"streamers": 2}))
+        .await?;
+    ensure!(
+        db.store.app_state("subscriptions").await? == Some(serde_json::json!({"streamers": 2}))
+    );
     Ok(())
 }
 

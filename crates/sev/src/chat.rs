@@ -63,7 +63,7 @@ struct Reader {
 }
 
 /// Runs the chat readers until shutdown.
-pub async fn run(state: AppState) {
+pub async fn run(state: AppState, stop: CancellationToken) {
     let (report_tx, mut reports) = mpsc::unbounded_channel::<Report>();
     let mut readers: HashMap<String, Reader> = HashMap::new();
     let mut assigned: HashMap<String, String> = HashMap::new();
@@ -151,7 +151,7 @@ pub async fn run(state: AppState) {
                     };
                     let reader = readers.entry(session.user_id.clone()).or_insert_with(|| {
                         let (commands, rx) = mpsc::unbounded_channel();
-                        let stop = state.shutdown.child_token();
+                        let stop = stop.child_token();
                         tokio::spawn(read(
                             state.clone(),
                             session.clone(),
@@ -183,7 +183,7 @@ pub async fn run(state: AppState) {
         }
 
         tokio::select! {
-            () = state.shutdown.cancelled() => break,
+            () = stop.cancelled() => break,
             () = state.chat_wake.notified() => {}
             Some(r) = reports.recv() => pending.push(r),
             () = tokio::time::sleep(CHECK_EVERY) => {}
@@ -392,9 +392,48 @@ fn set_active(state: &AppState, streamer_id: &str, active: bool) {
         .chat_readers
         .write()
         .unwrap_or_else(std::sync::PoisonError::into_inner);
-    if active {
-        set.insert(streamer_id.to_owned());
+    let changed = if active {
+        set.insert(streamer_id.to_owned())
     } else {
-        set.remove(streamer_id);
+        set.remove(streamer_id)
+    };
+    if !changed {
+        return;
+    }
+    // Shared through the store: the stream page may be served by another instance. The
+    // snapshot is taken when the write runs, so the last write carries the latest set.
+    drop(set);
+    let state = state.clone();
+    tokio::spawn(async move {
+        let snapshot: Vec<String> = state
+            .chat_readers
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .iter()
+            .cloned()
+            .collect();
+        if let Err(e) = state
+            .store
+            .put_app_state(CHAT_STATE, &serde_json::json!(snapshot))
+            .await
+        {
+            tracing::warn!(error = %e, "sharing the chat readers failed");
+        }
+    });
+}
+
+/// Where the streamers with a running chat reader are shared (`Store::put_app_state`).
+pub const CHAT_STATE: &str = "chat_readers";
+
+/// Whether a chat reader runs for this streamer, on any instance.
+pub async fn reading(state: &AppState, streamer_id: &str) -> bool {
+    match state.store.app_state(CHAT_STATE).await {
+        Ok(Some(v)) => v
+            .as_array()
+            .is_some_and(|a| a.iter().any(|s| s.as_str() == Some(streamer_id))),
+        _ => state
+            .chat_readers
+            .read()
+            .is_ok_and(|s| s.contains(streamer_id)),
     }
 }

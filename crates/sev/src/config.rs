@@ -113,6 +113,12 @@ pub struct Settings {
     #[arg(long, env = "SEV_TWITCH_WORKERS", value_name = "BOOL")]
     pub twitch_workers: Option<String>,
 
+    /// Shards of sev's EventSub conduit: each is one WebSocket session, held by one instance.
+    /// Set it to the number of instances so each carries one; 1 keeps a single instance's
+    /// events in Twitch's delivery order [default: 1]
+    #[arg(long, env = "SEV_CONDUIT_SHARDS", value_name = "N")]
+    pub conduit_shards: Option<String>,
+
     /// How many past events the stream page shows when it opens (10 to 500) [default: 25]
     #[arg(long, env = "SEV_FEED_HISTORY", value_name = "N")]
     pub feed_history: Option<String>,
@@ -162,6 +168,7 @@ impl Settings {
             token_key,
             feed_history,
             twitch_workers,
+            conduit_shards,
             eventsub_transport,
             eventsub_secret,
             retention_days
@@ -234,6 +241,7 @@ pub struct Config {
     pub feed_history: u32,
     /// This instance runs the Twitch connections.
     pub twitch_workers: bool,
+    pub conduit_shards: u32,
 }
 
 /// Which command the configuration is for: the demo brings its own Twitch.
@@ -448,7 +456,13 @@ impl Config {
             }
         };
 
+        let conduit_shards = match s.conduit_shards.as_deref().unwrap_or("1").parse::<u32>() {
+            Ok(n) if (1..=20_000).contains(&n) => n,
+            _ => return Err(bad("conduit_shards", "expected a number from 1 to 20000")),
+        };
+
         Ok(Self {
+            conduit_shards,
             twitch_workers,
             token_key,
             feed_history,

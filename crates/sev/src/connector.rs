@@ -15,6 +15,7 @@ use sev_twitch::conduit::{Shard, ShardEvent, ensure_conduit};
 use sev_twitch::helix::{HelixClient, HelixConfig};
 use sev_twitch::oauth::{AppTokenSource, Credentials, OAuthClient, TokenSource};
 use sev_twitch::ws::WsConfig;
+use tokio_util::sync::CancellationToken;
 
 use crate::config::EventSubTransport;
 use crate::metrics::KindLabels;
@@ -37,63 +38,134 @@ pub fn urls(state: &AppState) -> TwitchUrls {
     }
 }
 
-/// Runs the public tier until shutdown.
-pub async fn run(state: AppState) {
-    let http = match sev_twitch::http_client() {
-        Ok(h) => h,
-        Err(e) => {
-            tracing::error!(error = %e, "cannot build an HTTP client; no Twitch events will arrive");
-            return;
+/// The Twitch clients the connector's tasks use (app token, Helix).
+pub struct Clients {
+    pub helix: Arc<HelixClient>,
+    pub app: Arc<dyn TokenSource>,
+    pub urls: TwitchUrls,
+}
+
+impl Clients {
+    pub fn new(state: &AppState) -> Option<Self> {
+        let http = match sev_twitch::http_client() {
+            Ok(h) => h,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot build an HTTP client; no Twitch events will arrive");
+                return None;
+            }
+        };
+        let urls = urls(state);
+        let credentials = Credentials {
+            client_id: state.config.twitch.client_id.clone(),
+            client_secret: state.config.twitch.client_secret.clone(),
+        };
+        let oauth = OAuthClient::new(http.clone(), urls.clone(), credentials);
+        Some(Self {
+            app: Arc::new(AppTokenSource::new(oauth)),
+            helix: Arc::new(HelixClient::new(
+                http,
+                urls.clone(),
+                state.config.twitch.client_id.clone(),
+                HelixConfig::default(),
+            )),
+            urls,
+        })
+    }
+}
+
+/// Retries `f` with backoff until it succeeds or `stop` is cancelled.
+async fn retry<T, E: std::fmt::Display, F: Future<Output = Result<T, E>>>(
+    what: &str,
+    stop: &CancellationToken,
+    mut f: impl FnMut() -> F,
+) -> Option<T> {
+    let mut wait = Duration::from_secs(1);
+    loop {
+        match f().await {
+            Ok(v) => return Some(v),
+            Err(e) => tracing::warn!(error = %e, retry_in = ?wait, "{what} failed"),
+        }
+        tokio::select! {
+            () = stop.cancelled() => return None,
+            () = tokio::time::sleep(wait) => {}
+        }
+        wait = (wait * 2).min(Duration::from_secs(60));
+    }
+}
+
+/// One conduit shard: its WebSocket session, attached to the conduit, until `stop`.
+pub async fn run_shard(state: AppState, shard_id: u32, stop: CancellationToken) {
+    let Some(c) = Clients::new(&state) else {
+        return;
+    };
+    // The reconciler (maybe on another instance) creates the conduit; a shard looks for it
+    // twice a second, so events flow as soon as it exists.
+    let conduit = loop {
+        match c.helix.get_conduits(c.app.as_ref()).await {
+            Ok(list) => {
+                if let Some(found) = list
+                    .into_iter()
+                    .find(|x| x.shard_count > i64::from(shard_id))
+                {
+                    break found;
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "looking for the EventSub conduit failed"),
+        }
+        tokio::select! {
+            () = stop.cancelled() => return,
+            () = tokio::time::sleep(Duration::from_millis(500)) => {}
         }
     };
-    let urls = urls(&state);
-    let credentials = Credentials {
-        client_id: state.config.twitch.client_id.clone(),
-        client_secret: state.config.twitch.client_secret.clone(),
-    };
-    let oauth = OAuthClient::new(http.clone(), urls.clone(), credentials);
-    let app: Arc<dyn TokenSource> = Arc::new(AppTokenSource::new(oauth));
-    let helix = Arc::new(HelixClient::new(
-        http,
-        urls.clone(),
-        state.config.twitch.client_id.clone(),
-        HelixConfig::default(),
-    ));
+    let shard = Shard::spawn(
+        c.helix.clone(),
+        c.app.clone(),
+        conduit.id.clone(),
+        shard_id.to_string(),
+        WsConfig::new(c.urls.eventsub_ws.clone()),
+    );
+    tracing::info!(conduit = %conduit.id, shard_id, "EventSub shard started");
+    consume(state, shard, stop).await;
+}
 
+/// The subscription reconciler (and, with conduits, the conduit itself), until `stop`.
+pub async fn run_reconciler(state: AppState, stop: CancellationToken) {
+    let Some(c) = Clients::new(&state) else {
+        return;
+    };
     let destination = match state.config.eventsub_transport {
         EventSubTransport::Webhook => Destination::Webhook {
             callback: crate::config::join(&state.public_url, "eventsub").to_string(),
             secret: state.eventsub_secret.expose_secret().to_owned(),
         },
         EventSubTransport::Conduit => {
-            let mut wait = Duration::from_secs(1);
-            let conduit = loop {
-                match ensure_conduit(&helix, app.as_ref(), 1).await {
-                    Ok(c) => break c,
-                    Err(e) => {
-                        tracing::warn!(error = %e, retry_in = ?wait, "cannot set up the EventSub conduit");
-                        tokio::select! {
-                            () = state.shutdown.cancelled() => return,
-                            () = tokio::time::sleep(wait) => {}
-                        }
-                        wait = (wait * 2).min(Duration::from_secs(60));
-                    }
-                }
+            let shards = state.config.conduit_shards;
+            let Some(conduit) = retry("setting up the EventSub conduit", &stop, || {
+                ensure_conduit(&c.helix, c.app.as_ref(), shards)
+            })
+            .await
+            else {
+                return;
             };
-            tracing::info!(conduit = %conduit.id, "EventSub conduit ready");
-            let shard = Shard::spawn(
-                helix.clone(),
-                app.clone(),
-                conduit.id.clone(),
-                "0".into(),
-                WsConfig::new(urls.eventsub_ws.clone()),
-            );
-            tokio::spawn(consume(state.clone(), shard));
+            tracing::info!(conduit = %conduit.id, shards, "EventSub conduit ready");
+            // Twitch drops events for a conduit without an enabled shard: subscribe only once
+            // a shard (on this instance or another) is attached.
+            loop {
+                match c.helix.get_shards(c.app.as_ref(), &conduit.id, None).await {
+                    Ok(page) if page.data.iter().any(|s| s.status == "enabled") => break,
+                    Ok(_) => {}
+                    Err(e) => tracing::warn!(error = %e, "listing the conduit's shards failed"),
+                }
+                tokio::select! {
+                    () = stop.cancelled() => return,
+                    () = tokio::time::sleep(Duration::from_millis(250)) => {}
+                }
+            }
             Destination::Conduit(conduit.id)
         }
     };
 
-    let mut manager = Manager::new(helix, app, destination, GRACE)
+    let mut manager = Manager::new(c.helix, c.app, destination, GRACE)
         .watch_authorization_revokes(&state.config.twitch.client_id);
     loop {
         let since = Utc::now() - chrono::Duration::days(ACTIVE_WINDOW_DAYS);
@@ -122,6 +194,14 @@ pub async fn run(state: AppState) {
                             .get_or_create(&KindLabels { kind: name.into() })
                             .set(i64::try_from(n).unwrap_or(i64::MAX));
                     }
+                    if let Ok(v) = serde_json::to_value(&status)
+                        && let Err(e) = state
+                            .store
+                            .put_app_state(crate::state::SUBSCRIPTIONS_STATE, &v)
+                            .await
+                    {
+                        tracing::warn!(error = %e, "sharing the subscription report failed");
+                    }
                     *state
                         .subscriptions
                         .write()
@@ -134,7 +214,7 @@ pub async fn run(state: AppState) {
             Err(e) => tracing::warn!(error = %e, "reading the wanted streamers failed; retrying"),
         }
         tokio::select! {
-            () = state.shutdown.cancelled() => return,
+            () = stop.cancelled() => return,
             () = state.resubscribe.notified() => {}
             () = tokio::time::sleep(RECONCILE_EVERY) => {}
         }
@@ -142,10 +222,10 @@ pub async fn run(state: AppState) {
 }
 
 /// Turns the shard's notifications into feed events.
-async fn consume(state: AppState, mut shard: Shard) {
+async fn consume(state: AppState, mut shard: Shard, stop: CancellationToken) {
     loop {
         let event = tokio::select! {
-            () = state.shutdown.cancelled() => break,
+            () = stop.cancelled() => break,
             e = shard.next_event() => match e { Some(e) => e, None => break },
         };
         match event {

@@ -101,6 +101,7 @@ pub struct SimOptions {
 }
 
 pub async fn run(mut config: Config, options: SimOptions) -> anyhow::Result<()> {
+    let signal = shutdown_signal();
     let sim_config = SimConfig {
         events_per_minute: options.events_per_minute,
         ..SimConfig::default()
@@ -134,7 +135,7 @@ pub async fn run(mut config: Config, options: SimOptions) -> anyhow::Result<()> 
         let stop = stop.clone();
         async move {
             tokio::select! {
-                () = shutdown_signal() => {}
+                () = signal => {}
                 () = stop.cancelled() => {}
             }
         }

@@ -17,3 +17,4 @@ pub mod state;
 pub mod telemetry;
 pub mod trigger;
 pub mod web;
+pub mod workers;

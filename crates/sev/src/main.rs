@@ -64,10 +64,11 @@ async fn run(command: Command) -> Result<(), Failure> {
         Command::Serve(args) => {
             let config = Config::load(args.settings, args.config.as_deref(), Mode::Serve)?;
             sev::telemetry::init(config.log_format);
+            let signal = shutdown_signal();
             let app = App::build(config).await?;
             println!("sev is listening: open {}", app.public_url());
             tracing::info!(url = %app.public_url(), "sev started");
-            app.run_until_stopped(shutdown_signal()).await?;
+            app.run_until_stopped(signal).await?;
         }
         Command::Sim(args) => {
             let addr = sev::demo::parse_addr("sim_listen", &args.listen)?;
@@ -77,6 +78,7 @@ async fn run(command: Command) -> Result<(), Failure> {
                 events_per_minute: args.events_per_minute,
                 ..sev_sim::SimConfig::default()
             };
+            let signal = shutdown_signal();
             let sim = sev_sim::Sim::bind(addr, sim_config)
                 .await
                 .map_err(|e| anyhow::anyhow!("starting the simulator on {addr}: {e}"))?;
@@ -91,9 +93,7 @@ async fn run(command: Command) -> Result<(), Failure> {
             println!(
                 "  Control API: {url}/_sim (inject events with `sev trigger TYPE --sim {url}`)"
             );
-            sim.run(shutdown_signal())
-                .await
-                .map_err(anyhow::Error::from)?;
+            sim.run(signal).await.map_err(anyhow::Error::from)?;
         }
         Command::Trigger(args) => sev::trigger::run(args).await?,
     }

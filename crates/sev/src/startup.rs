@@ -130,13 +130,11 @@ impl App {
             axum::serve(listener, router).with_graceful_shutdown(token.clone().cancelled_owned());
         let mut server = tokio::spawn(async move { serve.await });
         // The public tier's connector, when there is a Twitch to talk to.
-        // The Twitch connections, when there is a Twitch to talk to and this instance holds
-        // them (one instance of a deployment does: docs/deploy.md).
-        let workers = state.config.twitch_workers && !state.config.twitch.client_id.is_empty();
-        let connector = workers.then(|| tokio::spawn(crate::connector::run(state.clone())));
-        let chat = workers.then(|| tokio::spawn(crate::chat::run(state.clone())));
+        // The Twitch connections, when there is a Twitch to talk to and this instance may hold
+        // them: leased work, spread over the instances (see `workers`).
+        let workers = (state.config.twitch_workers && !state.config.twitch.client_id.is_empty())
+            .then(|| tokio::spawn(crate::workers::run(state.clone())));
         let retention = tokio::spawn(crate::retention::run(state.clone()));
-        let validation = workers.then(|| tokio::spawn(crate::web::validation::run(state.clone())));
         drop(state);
 
         let mut failure = None;
@@ -155,32 +153,18 @@ impl App {
             tracing::warn!("requests still running after {DRAIN:?}; closing their connections");
             server.abort();
         }
-        if let Some(c) = connector
-            && tokio::time::timeout(Duration::from_millis(500), c)
+        if let Some(w) = workers
+            && tokio::time::timeout(Duration::from_millis(1500), w)
                 .await
                 .is_err()
         {
-            tracing::warn!("the EventSub connector did not stop in time");
-        }
-        if let Some(c) = chat
-            && tokio::time::timeout(Duration::from_millis(500), c)
-                .await
-                .is_err()
-        {
-            tracing::warn!("the chat readers did not stop in time");
+            tracing::warn!("the Twitch workers did not stop in time");
         }
         if tokio::time::timeout(Duration::from_millis(500), retention)
             .await
             .is_err()
         {
             tracing::warn!("the retention task did not stop in time");
-        }
-        if let Some(v) = validation
-            && tokio::time::timeout(Duration::from_millis(500), v)
-                .await
-                .is_err()
-        {
-            tracing::warn!("the token validation task did not stop in time");
         }
         // The router (and with it the last event-log handle) is gone: the writer drains what
         // was queued and stops.
@@ -202,25 +186,33 @@ impl App {
 }
 
 /// Completes on SIGINT (Ctrl-C) or SIGTERM.
-pub async fn shutdown_signal() {
-    let ctrl_c = async {
+pub fn shutdown_signal() -> impl Future<Output = ()> + Send + 'static {
+    // The handlers are registered here, not on first poll: a SIGINT that arrives while the
+    // app is still starting must stop it cleanly, not kill it.
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{Signal, SignalKind, signal};
+        let int = signal(SignalKind::interrupt()).ok();
+        let term = signal(SignalKind::terminate()).ok();
+        async fn wait(s: Option<Signal>) {
+            match s {
+                Some(mut s) => {
+                    s.recv().await;
+                }
+                None => std::future::pending::<()>().await,
+            }
+        }
+        async move {
+            tokio::select! {
+                () = wait(int) => {}
+                () = wait(term) => {}
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    async {
         if tokio::signal::ctrl_c().await.is_err() {
             std::future::pending::<()>().await;
         }
-    };
-    #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! {
-        () = ctrl_c => {}
-        () = term => {}
     }
 }

@@ -42,3 +42,24 @@ impl AppState {
         self.chat_wake.notify_one();
     }
 }
+
+impl AppState {
+    /// The subscription manager's last report, wherever it runs: the instance holding the
+    /// reconciler shares it through the store. `None` before the first report.
+    pub async fn subscription_status(&self) -> Option<sev_pipeline::Status> {
+        match self.store.app_state(SUBSCRIPTIONS_STATE).await {
+            Ok(Some(v)) => serde_json::from_value(v).ok(),
+            Ok(None) => None,
+            Err(e) => {
+                tracing::warn!(error = %e, "reading the subscription report failed");
+                self.subscriptions
+                    .read()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .clone()
+            }
+        }
+    }
+}
+
+/// Where the subscription manager's report is shared (`Store::put_app_state`).
+pub const SUBSCRIPTIONS_STATE: &str = "subscriptions";

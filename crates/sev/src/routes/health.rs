@@ -78,12 +78,7 @@ async fn metrics(State(state): State<AppState>) -> Response {
 
 /// What the subscription manager keeps, what it could not and why.
 async fn subscriptions(State(state): State<AppState>) -> Response {
-    let status = state
-        .subscriptions
-        .read()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
-        .clone();
-    match status {
+    match state.subscription_status().await {
         Some(s) => axum::Json(s).into_response(),
         None => (
             StatusCode::SERVICE_UNAVAILABLE,

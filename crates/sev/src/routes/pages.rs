@@ -444,18 +444,14 @@ async fn channel_header(state: &AppState, id: &str) -> Header {
 }
 
 /// Which tiers deliver for this channel, and why the others do not (PRODUCT.md).
-fn tiers(
+async fn tiers(
     state: &AppState,
     streamer: &Streamer,
     is_favorite: bool,
     consent: &ConsentState,
 ) -> Vec<Tier> {
     let streamer_id = streamer.id.as_str();
-    let status = state
-        .subscriptions
-        .read()
-        .map(|s| s.clone())
-        .unwrap_or_else(|p| p.into_inner().clone());
+    let status = state.subscription_status().await;
     let wanted = sev_pipeline::manager::PUBLIC_TYPES.len();
     let public = match &status {
         _ if state.config.twitch.client_id.is_empty() => (
@@ -493,11 +489,7 @@ fn tiers(
             }
         }
     };
-    let chat_active = state
-        .chat_readers
-        .read()
-        .map(|s| s.contains(streamer_id))
-        .unwrap_or_else(|p| p.into_inner().contains(streamer_id));
+    let chat_active = crate::chat::reading(state, streamer_id).await;
     vec![
         Tier {
             name: "Public",
@@ -624,7 +616,7 @@ async fn stream_page(
         viewer: Some(NavUser::from(viewer)),
         csrf: viewer.session.csrf.clone(),
         header: channel_header(state, &streamer.id).await,
-        tiers: tiers(state, &streamer, is_favorite, &consent),
+        tiers: tiers(state, &streamer, is_favorite, &consent).await,
         streamer,
         is_favorite,
         player_src: player.to_string(),

@@ -33,11 +33,7 @@ pub async fn consent_state(
     if user_id == streamer_id {
         return Ok(ConsentState::On);
     }
-    let status = state
-        .subscriptions
-        .read()
-        .map(|s| s.clone())
-        .unwrap_or_else(|p| p.into_inner().clone());
+    let status = state.subscription_status().await;
     let names = |w: &sev_pipeline::manager::Want| {
         w.kind == PROOF_TYPE
             && w.streamer_id == streamer_id

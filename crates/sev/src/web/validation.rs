@@ -99,11 +99,11 @@ pub async fn validate_due(
 }
 
 /// Validates due tokens every few minutes until shutdown; also drops unfinished sign-ins.
-pub async fn run(state: AppState) {
+pub async fn run(state: AppState, stop: tokio_util::sync::CancellationToken) {
     let mut tick = tokio::time::interval(SWEEP_EVERY);
     loop {
         tokio::select! {
-            () = state.shutdown.cancelled() => return,
+            () = stop.cancelled() => return,
             _ = tick.tick() => {}
         }
         let now = Utc::now();

@@ -405,11 +405,7 @@ async fn the_stream_page_has_embeds_history_and_tiers() -> Result<()> {
     .await?;
 
     eventually("the chat reader", || async {
-        Ok(app
-            .state
-            .chat_readers
-            .read()
-            .is_ok_and(|r| r.contains("4242")))
+        Ok(sev::chat::reading(&app.state, "4242").await)
     })
     .await?;
     let page = browser.get(&format!("{}/s/favstreamer", app.url)).await?;
