@@ -107,9 +107,9 @@ pub struct Settings {
     )]
     pub token_key: Option<String>,
 
-    /// Whether this instance holds the Twitch connections (conduit shard, chat readers,
-    /// subscription reconciler, token validation): `true` on exactly one instance of a
-    /// deployment, `false` on the others (docs/deploy.md) [default: true]
+    /// Whether this instance takes part in the Twitch work (conduit shards, chat readers,
+    /// subscription reconciler, token validation), which instances share by leases
+    /// (docs/deploy.md) [default: true]
     #[arg(long, env = "SEV_TWITCH_WORKERS", value_name = "BOOL")]
     pub twitch_workers: Option<String>,
 

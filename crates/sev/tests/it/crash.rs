@@ -12,7 +12,7 @@ use tokio::process::{Child, Command};
 
 use crate::helpers::eventually;
 
-fn sev() -> Command {
+pub fn sev() -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_sev"));
     for (key, _) in std::env::vars() {
         if key.starts_with("SEV_") {
@@ -27,7 +27,7 @@ fn sev() -> Command {
 }
 
 /// Starts a process and waits for the line that starts with `prefix`; returns what follows.
-async fn start(mut cmd: Command, prefix: &str) -> Result<(Child, String)> {
+pub async fn start(mut cmd: Command, prefix: &str) -> Result<(Child, String)> {
     let mut child = cmd.spawn()?;
     let stdout = child.stdout.take().context("stdout")?;
     let mut lines = BufReader::new(stdout).lines();
@@ -66,7 +66,7 @@ async fn serve(sim: &str, data: &std::path::Path) -> Result<(Child, String)> {
     Ok((child, format!("http://127.0.0.1:{port}")))
 }
 
-async fn trigger(sim: &str, title: &str) -> Result<()> {
+pub async fn trigger(sim: &str, title: &str) -> Result<()> {
     let res = reqwest::Client::new()
         .post(format!("{sim}/_sim/trigger"))
         .json(&json!({"type": "channel.update", "broadcaster": "favstreamer", "title": title}))
@@ -100,7 +100,7 @@ async fn history(app: &str) -> Result<Vec<(i64, String)>> {
         .unwrap_or_default())
 }
 
-async fn subscriptions(sim: &str) -> Result<Vec<Value>> {
+pub async fn subscriptions(sim: &str) -> Result<Vec<Value>> {
     let v: Value = reqwest::get(format!("{sim}/_sim/subscriptions"))
         .await?
         .json()

@@ -9,5 +9,6 @@ mod helpers;
 mod ops;
 mod outages;
 mod pipeline;
+mod scale;
 mod twitch;
 mod web;
