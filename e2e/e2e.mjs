@@ -136,7 +136,12 @@ async function run() {
     await page.waitForFunction(() => document.querySelector("#feed .ev:first-child pre").textContent.includes("\"raw\""));
     check(await page.isVisible("#feed .ev:first-child pre"), "the raw event is one click away");
 
-    await page.reload();
+    const reloaded = await page.reload();
+    const csp = reloaded.headers()["content-security-policy"] || "";
+    check(csp.includes("script-src 'self'") && csp.includes("frame-src " + new URL(demo.sim).origin),
+      "the page allows only its own scripts and the embeds' frames: " + csp);
+    await page.frameLocator(".player iframe").locator("text=LIVE").waitFor();
+    check(true, "the player embed renders inside the page's policy");
     const history = await feedTexts(page);
     check(JSON.stringify(history) === JSON.stringify(live), "after a reload the history shows the same events in order");
     await page.waitForSelector("#badge.live");

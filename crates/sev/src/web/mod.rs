@@ -40,6 +40,9 @@ pub struct Web {
     pub secure_cookies: bool,
     /// The host Twitch's embeds must be told about (`parent`).
     pub embed_parent: String,
+    /// The pages' Content-Security-Policy: our own scripts, styles and sockets only, and
+    /// frames from the configured player and chat embeds.
+    pub csp: axum::http::HeaderValue,
 }
 
 impl Web {
@@ -78,6 +81,7 @@ impl Web {
             redirect_uri: crate::config::join(public_url, "auth/callback").to_string(),
             secure_cookies: public_url.scheme() == "https",
             embed_parent: public_url.host_str().unwrap_or("localhost").to_owned(),
+            csp: content_security_policy(config),
         })
     }
 }
@@ -113,6 +117,23 @@ pub fn user_tokens(state: &AppState, session: &Session) -> Option<UserTokenSourc
         token,
         Some(on_refresh),
     ))
+}
+
+fn content_security_policy(config: &Config) -> axum::http::HeaderValue {
+    let origin = |u: &Url| u.origin().ascii_serialization();
+    let frames = [
+        origin(&config.twitch.player_url),
+        origin(&config.twitch.chat_url),
+    ]
+    .join(" ");
+    let policy = format!(
+        "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
+         connect-src 'self'; frame-src {frames}; frame-ancestors 'none'; base-uri 'none'; \
+         form-action 'self'; object-src 'none'"
+    );
+    // Origins of parsed URLs are plain ASCII: always a valid header value.
+    axum::http::HeaderValue::from_str(&policy)
+        .unwrap_or_else(|_| axum::http::HeaderValue::from_static("default-src 'self'"))
 }
 
 /// A page-level failure, shown to people as a page that says what happened and what to do.
