@@ -248,6 +248,8 @@ async fn read(
     // Streamer → when it stopped being read (a gap to report once it is read again).
     let mut streamers: BTreeMap<String, Option<chrono::DateTime<Utc>>> = BTreeMap::new();
     let mut current: Option<String> = None;
+    // Streamer → the ids of its subscriptions on the current session.
+    let mut subs: HashMap<String, Vec<String>> = HashMap::new();
     let mut ws = WsSession::spawn(WsConfig::new(state.config.twitch.eventsub_ws_url.clone()));
     loop {
         tokio::select! {
@@ -257,7 +259,7 @@ async fn read(
                 Some(Command::Add(streamer, gap)) => {
                     streamers.insert(streamer.clone(), gap);
                     if let Some(sid) = &current
-                        && let Err(r) = subscribe(&state, &tokens, &user, sid, &streamer, &mut streamers).await
+                        && let Err(r) = subscribe(&state, &tokens, &user, sid, &streamer, &mut streamers, &mut subs).await
                     {
                         let fatal = matches!(r, Report::UserFailed { .. });
                         let _ = reports.send(r);
@@ -267,8 +269,12 @@ async fn read(
                     }
                 }
                 Some(Command::Remove(streamer)) => {
-                    // Its subscriptions stay until the session ends; Twitch delivers nothing
-                    // sev shows twice (the log dedupes), and a new session drops them.
+                    // Deleted, so the session keeps room (300) for the streamers it reads.
+                    for id in subs.remove(&streamer).unwrap_or_default() {
+                        if let Err(e) = state.web.helix.delete_subscription(&tokens, &id).await {
+                            tracing::debug!(error = %e, "deleting a chat subscription failed");
+                        }
+                    }
                     streamers.remove(&streamer);
                     set_active(&state, &streamer, false);
                 }
@@ -277,10 +283,12 @@ async fn read(
                 None => break,
                 Some(SessionEvent::Welcome { session_id, .. }) => {
                     current = Some(session_id.clone());
+                    // A new session: the old one's subscriptions are gone with it.
+                    subs.clear();
                     let names: Vec<String> = streamers.keys().cloned().collect();
                     let mut fatal = false;
                     for streamer in names {
-                        if let Err(r) = subscribe(&state, &tokens, &user, &session_id, &streamer, &mut streamers).await {
+                        if let Err(r) = subscribe(&state, &tokens, &user, &session_id, &streamer, &mut streamers, &mut subs).await {
                             fatal = matches!(r, Report::UserFailed { .. });
                             let _ = reports.send(r);
                             if fatal {
@@ -341,6 +349,7 @@ async fn subscribe(
     session_id: &str,
     streamer: &str,
     streamers: &mut BTreeMap<String, Option<chrono::DateTime<Utc>>>,
+    subs: &mut HashMap<String, Vec<String>>,
 ) -> Result<(), Report> {
     for (kind, version) in CHAT_TYPES {
         let req = CreateSubscription {
@@ -354,7 +363,11 @@ async fn subscribe(
             },
         };
         match state.web.helix.create_subscription(tokens, &req).await {
-            Ok(_) | Err(HelixError::Conflict(_)) => {}
+            Ok(created) => subs
+                .entry(streamer.to_owned())
+                .or_default()
+                .extend(created.data.into_iter().map(|s| s.id)),
+            Err(HelixError::Conflict(_)) => {}
             Err(e @ (HelixError::Unauthorized(_) | HelixError::Token(_))) => {
                 return Err(Report::UserFailed {
                     user: user.to_owned(),

@@ -775,6 +775,16 @@ async fn a_fan_of_many_channels_reads_them_all_on_one_session() -> Result<()> {
         .collect();
     ensure!(sessions.len() == 1, "one session: {sessions:?}");
     sim.trigger(json!({"type": "channel.chat.notification", "broadcaster": "pixelpia", "user": "viewer3", "notice_type": "sub"}))?;
+    // Removing a channel deletes its chat subscriptions: the session keeps room for the rest.
+    b.post(
+        &format!("{}/favorites/retrorick/remove", app.url),
+        &[("csrf", &token)],
+    )
+    .await?;
+    eventually("retrorick's chat subscriptions deleted", || async {
+        Ok(chat_subs().await?.len() == 2 * (channels.len() - 1))
+    })
+    .await?;
     eventually("pixelpia's sub stored", || async {
         let v: serde_json::Value =
             reqwest::get(format!("{}/api/v1/streamers/pixelpia/events", app.url))
