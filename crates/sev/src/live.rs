@@ -20,6 +20,7 @@ use sev_store::{StoredEvent, Streamer};
 
 use crate::routes::api::{SEND_TIMEOUT, close, item, visible};
 use crate::state::AppState;
+use crate::web::consent::ConsentViewer;
 
 const PAGE: u32 = 500;
 const PING_EVERY: Duration = Duration::from_secs(20);
@@ -35,8 +36,10 @@ struct Conn {
     socket: WebSocket,
     /// The last cursor this viewer has been brought past.
     cursor: i64,
-    /// Whether this viewer sees consent-tier events (broadcaster mode).
-    consent: bool,
+    /// Set when this viewer sees consent-tier events (broadcaster mode); checked again
+    /// before each one is sent.
+    consent: Option<ConsentViewer>,
+    state: AppState,
 }
 
 impl Conn {
@@ -57,7 +60,17 @@ impl Conn {
         if e.seq <= self.cursor {
             return Ok(()); // already sent (history and live overlap)
         }
-        if visible(e, self.consent) {
+        let show = visible(e, false)
+            || match &self.consent {
+                Some(c) if c.still(&self.state).await => true,
+                Some(_) => {
+                    // Signed out or broadcaster mode off: no more of these on this socket.
+                    self.consent = None;
+                    false
+                }
+                None => false,
+            };
+        if show {
             self.send(json!({ "type": "event", "event": item(e) }))
                 .await?;
         }
@@ -96,7 +109,7 @@ pub async fn run(
     state: AppState,
     streamer: Streamer,
     after: Option<i64>,
-    consent: bool,
+    consent: Option<ConsentViewer>,
     socket: WebSocket,
 ) {
     state.metrics.viewer_sockets_open.inc();
@@ -104,6 +117,7 @@ pub async fn run(
         socket,
         cursor: 0,
         consent,
+        state: state.clone(),
     };
     let end = serve(&state, &streamer, after, &mut conn).await;
     let frame = match end {

@@ -230,8 +230,7 @@ async fn live(
         Ok(s) => s,
         Err(r) => return r.into_response(),
     };
-    // Decided once per connection: turning broadcaster mode off applies from the next one.
-    let consent = crate::web::consent::can_see_consent(&state, &headers, &streamer.id).await;
+    let consent = crate::web::consent::ConsentViewer::of(&state, &headers, &streamer.id).await;
     let after = match parse_after(q.after.as_deref()) {
         Ok(a) => a,
         Err(r) => return r.into_response(),

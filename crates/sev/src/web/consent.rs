@@ -73,3 +73,37 @@ pub async fn can_see_consent(state: &AppState, headers: &HeaderMap, streamer_id:
         Ok(ConsentState::On)
     )
 }
+
+/// Who may see consent-tier events on a long-lived connection: checked again before each
+/// such event is sent, so signing out or turning broadcaster mode off takes effect at once.
+#[derive(Debug, Clone)]
+pub struct ConsentViewer {
+    session_id: String,
+    user_id: String,
+    streamer_id: String,
+}
+
+impl ConsentViewer {
+    /// The viewer behind this request, if they may see this channel's consent-tier events now.
+    pub async fn of(state: &AppState, headers: &HeaderMap, streamer_id: &str) -> Option<Self> {
+        let viewer = super::session::current(headers, state).await.ok()??;
+        matches!(
+            consent_state(state, &viewer.user.id, streamer_id).await,
+            Ok(ConsentState::On)
+        )
+        .then(|| Self {
+            session_id: viewer.session.id,
+            user_id: viewer.user.id,
+            streamer_id: streamer_id.to_owned(),
+        })
+    }
+
+    /// Whether they still may (still signed in, broadcaster mode still on and confirmed).
+    pub async fn still(&self, state: &AppState) -> bool {
+        matches!(state.store.session(&self.session_id).await, Ok(Some(_)))
+            && matches!(
+                consent_state(state, &self.user_id, &self.streamer_id).await,
+                Ok(ConsentState::On)
+            )
+    }
+}

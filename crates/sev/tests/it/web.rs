@@ -694,6 +694,27 @@ async fn a_consent_tier_event_never_reaches_another_viewers_socket() -> Result<(
             "history: {body}"
         );
     }
+
+    // Broadcaster mode off while moddy's socket stays open: no more consent events on it.
+    let page = moddy.get(&format!("{}/s/favstreamer", app.url)).await?;
+    let token = csrf(&page.body)?;
+    let res = moddy
+        .post(
+            &format!("{}/s/favstreamer/broadcaster-mode/off", app.url),
+            &[("csrf", &token)],
+        )
+        .await?;
+    ensure!(res.status == StatusCode::SEE_OTHER);
+    sim.trigger(
+        json!({"type": "channel.follow", "broadcaster": "favstreamer", "user": "viewer4"}),
+    )?;
+    sim.trigger(json!({"type": "channel.update", "broadcaster": "favstreamer", "title": "After turning it off"}))?;
+    let (_, ws) = &mut sockets[0];
+    let next = crate::helpers::next(ws).await?;
+    ensure!(
+        next["event"]["kind"] == "channel.update",
+        "the open socket stops showing consent events at once: {next}"
+    );
     app.stop().await
 }
 
