@@ -180,13 +180,16 @@ async fn events(
     let page = match after {
         Some(after) => state.store.events_after(&streamer.id, after, limit).await,
         // No cursor: the newest events, for a page that is just opening.
-        None => match state.store.recent_events(&streamer.id, limit).await {
-            Ok(events) => {
-                let from = events.first().map_or(0, |e| e.seq - 1);
-                state.store.events_after(&streamer.id, from, limit).await
-            }
-            Err(e) => Err(e),
-        },
+        // The newest of them is the log's newest, so one read answers it.
+        None => state
+            .store
+            .recent_events(&streamer.id, limit)
+            .await
+            .map(|events| sev_store::EventPage {
+                last_seq: events.last().map_or(0, |e| e.seq),
+                gap: false,
+                events,
+            }),
     };
     let page = match page {
         Ok(p) => p,

@@ -376,6 +376,7 @@ pub struct Tier {
     pub turn_off: bool,
 }
 
+#[derive(Clone)]
 pub struct Header {
     pub live: bool,
     pub title: String,
@@ -399,7 +400,32 @@ struct StreamPage {
     tiers: Vec<Tier>,
 }
 
+/// How long a channel header is reused; live events update the open page in between.
+const HEADER_FOR: std::time::Duration = std::time::Duration::from_secs(30);
+
 async fn channel_header(state: &AppState, id: &str) -> Header {
+    let cached = state.web.headers.lock().ok().and_then(|m| {
+        m.get(id)
+            .filter(|(at, _)| at.elapsed() < HEADER_FOR)
+            .map(|(_, h)| h.clone())
+    });
+    if let Some(h) = cached {
+        return h;
+    }
+    let fresh = fetch_header(state, id).await;
+    if fresh.known
+        && let Ok(mut m) = state.web.headers.lock()
+    {
+        // Bounded: old entries go when it grows past what a busy instance shows in 30 s.
+        if m.len() > 10_000 {
+            m.retain(|_, (at, _)| at.elapsed() < HEADER_FOR);
+        }
+        m.insert(id.to_owned(), (std::time::Instant::now(), fresh.clone()));
+    }
+    fresh
+}
+
+async fn fetch_header(state: &AppState, id: &str) -> Header {
     let app = state.web.app_tokens.as_ref();
     let helix = &state.web.helix;
     let ids = [id];

@@ -43,6 +43,12 @@ pub struct Web {
     /// The pages' Content-Security-Policy: our own scripts, styles and sockets only, and
     /// frames from the configured player and chat embeds.
     pub csp: axum::http::HeaderValue,
+    /// Channel headers (live, title, category, viewers) by streamer id, with when they were
+    /// fetched: every view of a popular channel must not cost two Helix calls against the
+    /// app's rate limit (800 a minute).
+    pub headers: std::sync::Mutex<
+        std::collections::HashMap<String, (std::time::Instant, crate::routes::pages::Header)>,
+    >,
 }
 
 impl Web {
@@ -82,6 +88,7 @@ impl Web {
             secure_cookies: public_url.scheme() == "https",
             embed_parent: public_url.host_str().unwrap_or("localhost").to_owned(),
             csp: content_security_policy(config),
+            headers: std::sync::Mutex::default(),
         })
     }
 }
