@@ -3,7 +3,7 @@
 //! same HTTP stack with no work) as the baseline, in the same run. The load generator runs in
 //! the same process and shares the cores, so the figures are a floor for the server alone.
 //!
-//! cargo run --release -p sev --example http_bench -- [seconds per phase] [connections]
+//! cargo run --release -p sev --example http_bench -- [seconds per phase] [connections] [limit]
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -92,6 +92,7 @@ async fn main() -> Result<()> {
         .next()
         .map_or(Ok(64), |a| a.parse())
         .context("connections")?;
+    let limit: u32 = args.next().map_or(Ok(25), |a| a.parse()).context("limit")?;
 
     let dir = tempfile::tempdir()?;
     let settings = Settings {
@@ -139,16 +140,17 @@ async fn main() -> Result<()> {
     println!("{connections} connections, {seconds} s per phase");
     let baseline = hammer(format!("{base}/healthz"), seconds, connections).await?;
     let history = hammer(
-        format!("{base}/api/v1/streamers/favstreamer/events?limit=25"),
+        format!("{base}/api/v1/streamers/favstreamer/events?limit={limit}"),
         seconds,
         connections,
     )
     .await?;
     println!("| endpoint | requests/s | p50 ms | p99 ms | errors |");
     println!("|---|---|---|---|---|");
+    let history_name = format!("GET /api/v1/streamers/favstreamer/events?limit={limit}");
     for (name, p) in [
         ("GET /healthz (baseline)", &baseline),
-        ("GET …/events?limit=25", &history),
+        (history_name.as_str(), &history),
     ] {
         println!(
             "| {name} | {:.0} | {:.2} | {:.2} | {} |",
