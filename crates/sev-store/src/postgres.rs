@@ -72,6 +72,14 @@ fn row_to_session(r: &sqlx::postgres::PgRow) -> Result<Session> {
     })
 }
 
+fn row_to_streamer(r: &sqlx::postgres::PgRow) -> Result<Streamer> {
+    Ok(Streamer {
+        id: r.try_get("id")?,
+        login: r.try_get("login")?,
+        display_name: r.try_get("display_name")?,
+    })
+}
+
 #[async_trait]
 impl Store for PostgresStore {
     fn backend(&self) -> Backend {
@@ -261,14 +269,7 @@ impl Store for PostgresStore {
             .bind(login.to_ascii_lowercase())
             .fetch_optional(&self.pool)
             .await?;
-        row.map(|r| {
-            Ok(Streamer {
-                id: r.try_get("id")?,
-                login: r.try_get("login")?,
-                display_name: r.try_get("display_name")?,
-            })
-        })
-        .transpose()
+        row.as_ref().map(row_to_streamer).transpose()
     }
 
     async fn upsert_user(&self, u: &Streamer) -> Result<()> {
@@ -291,14 +292,7 @@ impl Store for PostgresStore {
             .bind(id)
             .fetch_optional(&self.pool)
             .await?;
-        row.map(|r| {
-            Ok(Streamer {
-                id: r.try_get("id")?,
-                login: r.try_get("login")?,
-                display_name: r.try_get("display_name")?,
-            })
-        })
-        .transpose()
+        row.as_ref().map(row_to_streamer).transpose()
     }
 
     async fn add_favorite(&self, user_id: &str, streamer_id: &str) -> Result<()> {
@@ -349,15 +343,7 @@ impl Store for PostgresStore {
         .bind(user_id)
         .fetch_all(&self.pool)
         .await?;
-        rows.iter()
-            .map(|r| {
-                Ok(Streamer {
-                    id: r.try_get("id")?,
-                    login: r.try_get("login")?,
-                    display_name: r.try_get("display_name")?,
-                })
-            })
-            .collect()
+        rows.iter().map(row_to_streamer).collect()
     }
 
     async fn put_login_state(&self, l: &LoginState) -> Result<()> {

@@ -91,6 +91,14 @@ fn row_to_session(r: &sqlx::sqlite::SqliteRow) -> Result<Session> {
     })
 }
 
+fn row_to_streamer(r: &sqlx::sqlite::SqliteRow) -> Result<Streamer> {
+    Ok(Streamer {
+        id: r.try_get("id")?,
+        login: r.try_get("login")?,
+        display_name: r.try_get("display_name")?,
+    })
+}
+
 #[async_trait]
 impl Store for SqliteStore {
     fn backend(&self) -> Backend {
@@ -282,14 +290,7 @@ impl Store for SqliteStore {
             .bind(login.to_ascii_lowercase())
             .fetch_optional(&self.pool)
             .await?;
-        row.map(|r| {
-            Ok(Streamer {
-                id: r.try_get("id")?,
-                login: r.try_get("login")?,
-                display_name: r.try_get("display_name")?,
-            })
-        })
-        .transpose()
+        row.as_ref().map(row_to_streamer).transpose()
     }
 
     async fn upsert_user(&self, u: &Streamer) -> Result<()> {
@@ -312,14 +313,7 @@ impl Store for SqliteStore {
             .bind(id)
             .fetch_optional(&self.pool)
             .await?;
-        row.map(|r| {
-            Ok(Streamer {
-                id: r.try_get("id")?,
-                login: r.try_get("login")?,
-                display_name: r.try_get("display_name")?,
-            })
-        })
-        .transpose()
+        row.as_ref().map(row_to_streamer).transpose()
     }
 
     async fn add_favorite(&self, user_id: &str, streamer_id: &str) -> Result<()> {
@@ -370,15 +364,7 @@ impl Store for SqliteStore {
         .bind(user_id)
         .fetch_all(&self.pool)
         .await?;
-        rows.iter()
-            .map(|r| {
-                Ok(Streamer {
-                    id: r.try_get("id")?,
-                    login: r.try_get("login")?,
-                    display_name: r.try_get("display_name")?,
-                })
-            })
-            .collect()
+        rows.iter().map(row_to_streamer).collect()
     }
 
     async fn put_login_state(&self, l: &LoginState) -> Result<()> {

@@ -143,24 +143,44 @@ pub async fn ingest_notification(
     notification: &sev_twitch::eventsub::Notification,
 ) {
     state.metrics.eventsub_notifications.inc();
-    if handle_app_event(state, notification).await.is_some() {
-        return;
+    if let Err(e) = store_notification(state, message_id, notification).await {
+        tracing::error!(error = %e, %message_id, "could not store an EventSub notification");
+    }
+}
+
+/// Why a notification could not be kept: a webhook answers 503 so Twitch retries.
+#[derive(Debug, thiserror::Error)]
+pub enum NotStored {
+    #[error("handling an app event failed")]
+    App(#[source] sev_store::StoreError),
+    #[error("storing the event failed")]
+    Log(#[source] EventLogError),
+}
+
+/// Handles one verified notification, from any transport: the app's own events, or a feed
+/// event normalised, stored durably (then published) and its streamer remembered.
+pub async fn store_notification(
+    state: &crate::state::AppState,
+    message_id: &str,
+    notification: &sev_twitch::eventsub::Notification,
+) -> Result<(), NotStored> {
+    if let Some(handled) = handle_app_event(state, notification).await {
+        return handled.map_err(NotStored::App);
     }
     let Some(normalized) = sev_pipeline::normalize(notification, message_id, chrono::Utc::now())
     else {
-        return;
+        return Ok(());
     };
     let streamer = streamer_of(&normalized.streamer_id, &notification.raw_event);
-    match state.events.ingest(vec![normalized.into_new_event()]).await {
-        Ok(_) => {
-            if let Some(s) = streamer {
-                state.events.remember_streamer(s).await;
-            }
-        }
-        Err(e) => {
-            tracing::error!(error = %e, %message_id, "could not store an EventSub notification")
-        }
+    state
+        .events
+        .ingest(vec![normalized.into_new_event()])
+        .await
+        .map_err(NotStored::Log)?;
+    if let Some(s) = streamer {
+        state.events.remember_streamer(s).await;
     }
+    Ok(())
 }
 
 /// Handles the app's own events (not a channel's feed). `None`: not one of them. `Some(Err)`:

@@ -57,31 +57,10 @@ async fn receive(State(state): State<AppState>, headers: HeaderMap, body: Bytes)
             ([(header::CONTENT_TYPE, "text/plain")], challenge).into_response()
         }
         WebhookBody::Notification(n) => {
-            match crate::events::handle_app_event(&state, &n).await {
-                Some(Ok(())) => return StatusCode::NO_CONTENT.into_response(),
-                Some(Err(e)) => {
-                    tracing::error!(error = %e, "could not handle an app event; Twitch will retry");
-                    return reject(
-                        StatusCode::SERVICE_UNAVAILABLE,
-                        "temporarily unable to handle the event",
-                    );
-                }
-                None => {}
-            }
-            let Some(normalized) = sev_pipeline::normalize(&n, &verified.message_id, Utc::now())
-            else {
-                return StatusCode::NO_CONTENT.into_response();
-            };
-            let streamer = crate::events::streamer_of(&normalized.streamer_id, &n.raw_event);
-            match state.events.ingest(vec![normalized.into_new_event()]).await {
-                Ok(_) => {
-                    if let Some(s) = streamer {
-                        state.events.remember_streamer(s).await;
-                    }
-                    StatusCode::NO_CONTENT.into_response()
-                }
+            match crate::events::store_notification(&state, &verified.message_id, &n).await {
+                Ok(()) => StatusCode::NO_CONTENT.into_response(),
                 Err(e) => {
-                    tracing::error!(error = %e, source = ?e.store_error(), message_id = %verified.message_id, "could not store an EventSub notification; Twitch will retry");
+                    tracing::error!(error = ?e, message_id = %verified.message_id, "could not store an EventSub notification; Twitch will retry");
                     reject(
                         StatusCode::SERVICE_UNAVAILABLE,
                         "temporarily unable to store the event",

@@ -65,13 +65,9 @@ pub async fn consent_state(
 /// Whether the viewer behind this request may see this channel's consent-tier events.
 /// Anything uncertain (no session, storage trouble) means no.
 pub async fn can_see_consent(state: &AppState, headers: &HeaderMap, streamer_id: &str) -> bool {
-    let Ok(Some(viewer)) = super::session::current(headers, state).await else {
-        return false;
-    };
-    matches!(
-        consent_state(state, &viewer.user.id, streamer_id).await,
-        Ok(ConsentState::On)
-    )
+    ConsentViewer::of(state, headers, streamer_id)
+        .await
+        .is_some()
 }
 
 /// Who may see consent-tier events on a long-lived connection: checked again before each
